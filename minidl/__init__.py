@@ -1,0 +1,18 @@
+"""minidl: a deep-learning framework written from scratch on NumPy (CPU) and CuPy (GPU).
+
+    import minidl
+    import minidl.functional as F
+
+    x = minidl.tensor([[1.0, 2.0]], requires_grad=True)
+    y = F.tanh(x @ x.T).sum()
+    y.backward()
+    x.grad
+"""
+from . import backend, cuda
+from .tensor import (Tensor, Function, tensor, as_tensor, no_grad, enable_grad,
+                     set_grad_enabled, is_grad_enabled, grad)
+from . import functional
+from .random import manual_seed
+from .gradcheck import gradcheck, gradgradcheck, GradcheckError
+
+__version__ = '0.1.0'

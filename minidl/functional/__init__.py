@@ -1,0 +1,7 @@
+"""Differentiable operations (``import minidl.functional as F``), one family per file."""
+from .math import (add, sub, mul, div, neg, pow, exp, log, sqrt, matmul, linear, sum, mean,
+                   max, argmax, reshape, transpose, flatten, broadcast_to, sum_to, getitem,
+                   concat, cat, pad, astype, to, install_tensor_methods)
+from .activation import relu, tanh, sigmoid, softmax, log_softmax
+
+install_tensor_methods()

@@ -1,0 +1,435 @@
+"""Tensor, Function and reverse-mode automatic differentiation (define-by-run).
+
+The whole idea in one screen:
+
+* A ``Tensor`` wraps an array (NumPy or CuPy). When it is computed by a ``Function`` from
+  inputs that require gradients, it remembers that function as ``grad_fn``.
+* A ``Function`` computes ``forward`` on raw arrays and keeps its input Tensors in
+  ``self.inputs``; its ``backward`` maps the gradients of the outputs (Tensors) to the
+  gradients of the inputs (Tensors) by the chain rule: ``dL/dx = (dy/dx)^T dL/dy``.
+* ``y.backward()`` orders the functions that produced ``y`` topologically, then walks them
+  from ``y`` back to the leaves, summing the gradient that reaches each tensor from all its
+  uses, and finally adds it into ``leaf.grad``.
+
+Because backward works on Tensors, running it with grad mode on (``create_graph=True``)
+records a graph of the gradient computation itself, which can be differentiated again.
+"""
+import contextlib
+import weakref
+
+import numpy as np
+
+from . import backend
+
+
+# ----------------------------------------------------------------------------- grad mode
+class _GradMode:
+    enabled = True
+
+
+def is_grad_enabled():
+    return _GradMode.enabled
+
+
+@contextlib.contextmanager
+def set_grad_enabled(mode):
+    """Context manager that turns graph recording on or off inside its block."""
+    previous, _GradMode.enabled = _GradMode.enabled, bool(mode)
+    try:
+        yield
+    finally:
+        _GradMode.enabled = previous
+
+
+def no_grad():
+    """``with minidl.no_grad():`` runs ops without recording a graph (inference, updates)."""
+    return set_grad_enabled(False)
+
+
+def enable_grad():
+    return set_grad_enabled(True)
+
+
+# ----------------------------------------------------------------------------- arrays
+def _as_array(data, dtype=None):
+    """An array for ``data``: arrays keep their dtype; Python numbers and lists become float32."""
+    if isinstance(data, Tensor):
+        data = data.data
+    if backend.is_array(data):
+        return data if dtype is None else data.astype(dtype, copy=False)
+    if isinstance(data, np.generic):
+        return np.asarray(data, dtype=dtype)
+    return np.asarray(data, dtype=np.float32 if dtype is None else dtype)
+
+
+def _is_float(dtype):
+    return np.dtype(dtype).kind == 'f'
+
+
+def _describe(t):
+    return f"{tuple(t.shape)} {t.dtype} on {t.device}"
+
+
+# ----------------------------------------------------------------------------- Tensor
+class Tensor:
+    """An n-dimensional array that can record how it was computed.
+
+    ``Tensor(data, requires_grad=False)``: ``data`` is a NumPy or CuPy array (its dtype is
+    kept), a Python number or a nested list (float32). Only floating-point tensors can
+    require gradients.
+    """
+    __array_ufunc__ = None  # ``ndarray + Tensor`` defers to Tensor.__radd__
+    __hash__ = object.__hash__  # comparisons return Tensors; identity stays the hash
+
+    def __init__(self, data, requires_grad=False, name=None):
+        self.data = _as_array(data)
+        self.grad = None
+        self.grad_fn = None  # the Function that produced this tensor, None for a leaf
+        self.name = name
+        self._output_index = 0
+        self._hooks = []
+        self._retain_grad = False
+        self.requires_grad = requires_grad
+
+    # -- attributes that read like NumPy / PyTorch
+    @property
+    def data(self):
+        return self._data
+
+    @data.setter
+    def data(self, value):
+        value = value.data if isinstance(value, Tensor) else value
+        if not backend.is_array(value):
+            raise TypeError(f"Tensor.data must be a NumPy or CuPy array, got {type(value).__name__}")
+        self._data = value
+
+    @property
+    def grad(self):
+        return self._grad
+
+    @grad.setter
+    def grad(self, value):
+        if value is not None and not isinstance(value, Tensor):
+            value = Tensor(_as_array(value, self.dtype))
+        if value is not None and value.shape != self.shape:
+            raise ValueError(f"Tensor.grad: assigned gradient has shape {value.shape}, "
+                             f"the tensor has shape {self.shape}")
+        self._grad = value
+
+    @property
+    def requires_grad(self):
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, flag):
+        if flag and not _is_float(self.dtype):
+            raise TypeError(f"Tensor.requires_grad: only floating-point tensors can require "
+                            f"gradients, got dtype {self.dtype} with shape {self.shape}")
+        if not flag and self.grad_fn is not None:
+            raise ValueError("Tensor.requires_grad: cannot turn off on a non-leaf tensor; "
+                             "use .detach()")
+        self._requires_grad = bool(flag)
+
+    shape = property(lambda self: tuple(self.data.shape))
+    ndim = property(lambda self: self.data.ndim)
+    dtype = property(lambda self: self.data.dtype)
+    device = property(lambda self: backend.device_of(self.data))
+    is_leaf = property(lambda self: self.grad_fn is None)
+    T = property(lambda self: self.transpose())
+
+    def size(self, dim=None):
+        """The shape (PyTorch's ``x.size()``), or one dimension of it."""
+        return self.shape if dim is None else self.shape[dim]
+
+    def numel(self):
+        return int(self.data.size)
+
+    def __len__(self):
+        return len(self.data)
+
+    def __repr__(self):
+        body = str(backend.to_numpy(self.data)).replace('\n', '\n       ')
+        extra = f", grad_fn=<{type(self.grad_fn).__name__}>" if self.grad_fn else (
+            ", requires_grad=True" if self.requires_grad else "")
+        dev = ", device='cuda'" if self.device == 'cuda' else ""
+        return f"tensor({body}, dtype={self.dtype}{dev}{extra})"
+
+    def __bool__(self):
+        if self.data.size != 1:
+            raise ValueError(f"the truth value of a tensor with shape {self.shape} is ambiguous")
+        return bool(self.data)
+
+    # -- conversions
+    def numpy(self):
+        """The data as a NumPy array (copied from the GPU when needed)."""
+        return backend.to_numpy(self.data)
+
+    def item(self):
+        if self.data.size != 1:
+            raise ValueError(f"Tensor.item: only a one-element tensor converts to a Python "
+                             f"number, got shape {self.shape}")
+        return self.data.item()
+
+    def tolist(self):
+        return self.numpy().tolist()
+
+    def detach(self):
+        """The same data, cut from the graph (shares memory, as in PyTorch)."""
+        return Tensor(self.data)
+
+    def retain_grad(self):
+        """Keep ``.grad`` on this non-leaf tensor after backward (leaves always keep it)."""
+        self._retain_grad = True
+
+    def register_hook(self, hook):
+        """Call ``hook(grad)`` when this tensor's gradient is computed; a returned Tensor
+        replaces the gradient. Returns a handle whose ``remove()`` unregisters the hook."""
+        if not self.requires_grad:
+            raise ValueError("register_hook: the tensor does not require grad")
+        self._hooks.append(hook)
+        return _HookHandle(self._hooks, hook)
+
+    def backward(self, grad=None, retain_graph=False, create_graph=False):
+        """Accumulate d(self)/d(leaf) into ``leaf.grad`` for every leaf that requires grad.
+
+        ``grad`` is dL/d(self); it may be omitted only for a one-element tensor (then 1).
+        The graph is freed afterwards unless ``retain_graph`` (or ``create_graph``) is set.
+        """
+        if not self.requires_grad:
+            raise RuntimeError("backward: the tensor does not require grad and has no grad_fn "
+                               "(did you compute it under no_grad, or forget requires_grad=True?)")
+        if grad is None:
+            if self.data.size != 1:
+                raise ValueError(f"backward: a gradient can be created implicitly only for a "
+                                 f"one-element output, got shape {self.shape}; pass "
+                                 f"grad= with that shape")
+            grad = Tensor(backend.get_array_module(self.data).ones_like(self.data))
+        run_backward([self], [grad], retain_graph or create_graph, create_graph)
+
+
+class _HookHandle:
+    def __init__(self, hooks, hook):
+        self._hooks, self._hook = hooks, hook
+
+    def remove(self):
+        if self._hook in self._hooks:
+            self._hooks.remove(self._hook)
+
+
+def tensor(data, requires_grad=False, dtype=None, device=None):
+    """Make a leaf Tensor (a copy of ``data``), optionally cast and moved to ``device``."""
+    array = _as_array(data, dtype)
+    array = array.copy() if array is data or (
+        isinstance(data, Tensor) and array is data.data) else array
+    if device is not None:
+        array = backend.to_device(array, device)
+    return Tensor(array, requires_grad=requires_grad)
+
+
+def as_tensor(obj, like=None):
+    """``obj`` as a Tensor; a Python number takes the dtype and device of ``like``."""
+    if isinstance(obj, Tensor):
+        return obj
+    if like is not None and not backend.is_array(obj):
+        xp = backend.get_array_module(like.data)
+        dtype = like.dtype if _is_float(like.dtype) else None
+        return Tensor(xp.asarray(_as_array(obj, dtype)))
+    return Tensor(obj)
+
+
+# ----------------------------------------------------------------------------- Function
+class Function:
+    """An operation with a forward on arrays and a backward on Tensors.
+
+    Subclass and define ``forward(self, *arrays) -> array or tuple of arrays`` and
+    ``backward(self, *grad_outputs) -> Tensor or tuple of Tensors`` (one per input, None
+    for an input that gets no gradient). Inside backward, ``self.inputs`` are the input
+    Tensors and ``self.needs_input_grad[i]`` says whether input ``i`` needs a gradient.
+    Apply as ``MyOp(options)(*tensors)``.
+    """
+
+    def __call__(self, *inputs):
+        inputs = [as_tensor(x) for x in inputs]
+        self._check_devices(inputs)
+        outputs = self.forward(*[x.data for x in inputs])
+        single = not isinstance(outputs, tuple)
+        outputs = [Tensor(y) for y in ((outputs,) if single else outputs)]
+        if _GradMode.enabled and any(x.requires_grad for x in inputs):
+            self.inputs = inputs
+            self.needs_input_grad = tuple(x.requires_grad for x in inputs)
+            self.outputs = [weakref.ref(y) for y in outputs]
+            self.output_meta = [(y.shape, y.dtype) for y in outputs]
+            for i, y in enumerate(outputs):
+                y.grad_fn, y._output_index, y._requires_grad = self, i, True
+        return outputs[0] if single else tuple(outputs)
+
+    def forward(self, *arrays):
+        raise NotImplementedError(f"{type(self).__name__}.forward is not defined")
+
+    def backward(self, *grad_outputs):
+        raise NotImplementedError(f"{type(self).__name__}.backward is not defined")
+
+    @property
+    def name(self):
+        return type(self).__name__
+
+    def _check_devices(self, inputs):
+        devices = {x.device for x in inputs}
+        if len(devices) > 1:
+            described = ', '.join(_describe(x) for x in inputs)
+            raise ValueError(f"{self.name}: all inputs must be on one device, got {described}")
+
+
+# ----------------------------------------------------------------------------- backward
+def _topological_order(roots):
+    """Functions reachable from ``roots``, each after every function that uses its outputs.
+
+    Iterative depth-first search (a deep graph cannot hit Python's recursion limit).
+    """
+    post, visited = [], set()
+    stack = [(r.grad_fn, False) for r in roots if r.grad_fn is not None]
+    while stack:
+        fn, expanded = stack.pop()
+        if expanded:
+            post.append(fn)
+            continue
+        if id(fn) in visited:
+            continue
+        visited.add(id(fn))
+        if getattr(fn, 'inputs', None) is None:
+            raise RuntimeError(f"backward through {fn.name} a second time: its graph was freed "
+                               f"by the first backward; pass retain_graph=True to keep it")
+        stack.append((fn, True))
+        stack.extend((x.grad_fn, False) for x in fn.inputs
+                     if x.grad_fn is not None and id(x.grad_fn) not in visited)
+    return post[::-1]
+
+
+def _apply_hooks(t, g):
+    for hook in t._hooks:
+        result = hook(g)
+        if result is not None:
+            g = as_tensor(result)
+    return g
+
+
+def _normalise_input_grads(fn, grads):
+    """Check what ``fn.backward`` returned: one gradient per input, matching shapes/dtypes."""
+    grads = grads if isinstance(grads, tuple) else (grads,)
+    if len(grads) != len(fn.inputs):
+        raise ValueError(f"{fn.name}.backward returned {len(grads)} gradients for "
+                         f"{len(fn.inputs)} inputs")
+    out = []
+    for i, (x, g) in enumerate(zip(fn.inputs, grads)):
+        if g is None or not x.requires_grad:
+            out.append(None)
+            continue
+        if not isinstance(g, Tensor):
+            if _GradMode.enabled:
+                raise TypeError(f"{fn.name}.backward returned an array, not a Tensor, so its "
+                                f"gradient cannot be differentiated again (create_graph=True)")
+            g = Tensor(g)
+        if g.shape != x.shape:
+            raise ValueError(f"{fn.name}.backward: gradient for input {i} has shape {g.shape}, "
+                             f"the input has shape {x.shape}")
+        if g.dtype != x.dtype:
+            g = g.astype(x.dtype)
+        out.append(g)
+    return out
+
+
+def run_backward(roots, root_grads, retain_graph=False, create_graph=False, capture=None):
+    """The backward pass from ``roots`` (seeded with ``root_grads``).
+
+    Without ``capture``: adds the gradient of every leaf that requires grad into ``leaf.grad``.
+    With ``capture`` (a list of tensors): returns their gradients and leaves ``.grad`` alone.
+    """
+    grads = {}  # id(tensor) -> (tensor, gradient summed over all its uses so far)
+
+    def accumulate(t, g):
+        if id(t) in grads:
+            g = grads[id(t)][1] + g
+        grads[id(t)] = (t, g)
+
+    for r, g in zip(roots, root_grads):
+        g = as_tensor(g, like=r)
+        if g.shape != r.shape:
+            raise ValueError(f"backward: grad has shape {g.shape}, the output has shape {r.shape}")
+        accumulate(r, g)
+    given = {id(g.data) for g in root_grads if isinstance(g, Tensor)}
+    captured = {id(t): None for t in capture} if capture is not None else None
+
+    with set_grad_enabled(create_graph):
+        for fn in _topological_order(roots):
+            outputs = [ref() for ref in fn.outputs]
+            gys = []
+            for y, (shape, dtype) in zip(outputs, fn.output_meta):
+                g = grads.pop(id(y), (None, None))[1] if y is not None else None
+                if g is not None:
+                    g = _apply_hooks(y, g)
+                    if y._retain_grad:
+                        y.grad = g if create_graph else g.detach()
+                    if captured is not None and id(y) in captured:
+                        captured[id(y)] = g
+                if g is None:  # an unused output: its gradient is zero
+                    xp = backend.get_array_module(fn.inputs[0].data)
+                    g = Tensor(xp.zeros(shape, dtype))
+                gys.append(g)
+            input_grads = _normalise_input_grads(fn, fn.backward(*gys))
+            for x, g in zip(fn.inputs, input_grads):
+                if g is not None:
+                    accumulate(x, g)
+            if not retain_graph:
+                fn.inputs = None  # frees the graph; a second backward raises a clear error
+                fn.__dict__ = {k: v for k, v in fn.__dict__.items()
+                               if k in ('outputs', 'output_meta', 'inputs')}
+
+        for t, g in grads.values():  # what remains are leaves (and roots that are leaves)
+            if not t.requires_grad or t.grad_fn is not None:
+                continue
+            g = _apply_hooks(t, g)
+            if captured is not None:
+                if id(t) in captured:
+                    captured[id(t)] = g
+                continue
+            if not create_graph:
+                g = g.detach()
+                if id(g.data) in given or g.data.base is not None:
+                    g = Tensor(g.data.copy())  # never alias the caller's or another leaf's array
+                given.add(id(g.data))
+            t.grad = g if t.grad is None else t.grad + g
+    if captured is not None:
+        return [captured[id(t)] for t in capture]
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
+         allow_unused=False):
+    """Gradients of ``outputs`` with respect to ``inputs``, returned (``.grad`` untouched).
+
+    As ``torch.autograd.grad``: ``grad_outputs`` default to ones for one-element outputs.
+    """
+    single_in = isinstance(inputs, Tensor)
+    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    inputs = [inputs] if single_in else list(inputs)
+    if grad_outputs is None:
+        grad_outputs = [None] * len(outputs)
+    elif isinstance(grad_outputs, Tensor):
+        grad_outputs = [grad_outputs]
+    seeds = []
+    for y, g in zip(outputs, grad_outputs):
+        if g is None:
+            if y.data.size != 1:
+                raise ValueError(f"grad: grad_outputs needed for non-scalar output {y.shape}")
+            xp = backend.get_array_module(y.data)
+            g = Tensor(xp.ones(y.shape, y.dtype))
+        seeds.append(g)
+    for y in outputs:
+        if not y.requires_grad:
+            raise RuntimeError("grad: an output does not require grad")
+    retain = create_graph if retain_graph is None else retain_graph
+    result = run_backward(outputs, seeds, retain, create_graph, capture=inputs)
+    for i, g in enumerate(result):
+        if g is None and not allow_unused:
+            raise RuntimeError(f"grad: input {i} ({inputs[i].shape}) was not used to compute "
+                               f"the outputs; pass allow_unused=True")
+    return result[0] if single_in else tuple(result)
