@@ -3,5 +3,7 @@ from .math import (add, sub, mul, div, neg, pow, exp, log, sqrt, matmul, linear,
                    max, argmax, reshape, transpose, flatten, broadcast_to, sum_to, getitem,
                    concat, cat, pad, astype, to, install_tensor_methods)
 from .activation import relu, tanh, sigmoid, softmax, log_softmax
+from .dropout import dropout
+from .loss import softmax_cross_entropy, cross_entropy, mse_loss
 
 install_tensor_methods()

@@ -1,0 +1,188 @@
+"""Arithmetic, elementwise, matmul, reductions, shape ops, indexing and activations:
+gradient checks (first and second order) in float64 and parity with PyTorch."""
+import numpy as np
+import pytest
+
+import minidl
+import minidl.functional as F
+from helpers import check_torch_parity, rand, requires_torch, torch
+
+# name: (our fn, torch fn (or None), input shapes, positive inputs?)
+OPS = {
+    'add': (lambda a, b: a + b, lambda a, b: a + b, [(3, 4), (3, 4)], False),
+    'add_broadcast': (lambda a, b: a + b, lambda a, b: a + b, [(2, 3, 4), (3, 1)], False),
+    'radd_scalar': (lambda a: 2.5 + a, lambda a: 2.5 + a, [(3,)], False),
+    'sub_broadcast': (lambda a, b: a - b, lambda a, b: a - b, [(4, 1), (1, 5)], False),
+    'rsub_scalar': (lambda a: 1 - a, lambda a: 1 - a, [(2, 3)], False),
+    'mul_broadcast': (lambda a, b: a * b, lambda a, b: a * b, [(2, 3, 4), (4,)], False),
+    'div': (lambda a, b: a / b, lambda a, b: a / b, [(3, 4), (3, 4)], True),
+    'rdiv_scalar': (lambda a: 2 / a, lambda a: 2 / a, [(5,)], True),
+    'neg': (lambda a: -a, lambda a: -a, [(3, 2)], False),
+    'pow_scalar': (lambda a: a ** 3, lambda a: a ** 3, [(3, 4)], False),
+    'pow_tensor': (lambda a, b: a ** b, lambda a, b: a ** b, [(3, 4), (3, 4)], True),
+    'rpow': (lambda a: 2 ** a, lambda a: 2 ** a, [(4,)], False),
+    'exp': (F.exp, torch.exp if torch else None, [(3, 4)], False),
+    'log': (F.log, torch.log if torch else None, [(3, 4)], True),
+    'sqrt': (F.sqrt, torch.sqrt if torch else None, [(3, 4)], True),
+    'abs': (abs, abs, [(3, 4)], False),
+    'matmul_2d': (F.matmul, torch.matmul if torch else None, [(3, 4), (4, 5)], False),
+    'matmul_batched_broadcast': (F.matmul, torch.matmul if torch else None,
+                                 [(2, 1, 3, 4), (3, 4, 2)], False),
+    'matmul_vec_mat': (F.matmul, torch.matmul if torch else None, [(4,), (2, 4, 3)], False),
+    'matmul_mat_vec': (F.matmul, torch.matmul if torch else None, [(2, 3, 4), (4,)], False),
+    'matmul_vec_vec': (F.matmul, torch.matmul if torch else None, [(4,), (4,)], False),
+    'linear': (F.linear, torch.nn.functional.linear if torch else None,
+               [(5, 4), (3, 4), (3,)], False),
+    'linear_no_bias_3d': (F.linear, torch.nn.functional.linear if torch else None,
+                          [(2, 5, 4), (3, 4)], False),
+    'sum_all': (lambda a: a.sum(), lambda a: a.sum(), [(3, 4)], False),
+    'sum_axis': (lambda a: a.sum(axis=1), lambda a: a.sum(dim=1), [(3, 4, 2)], False),
+    'sum_axes_keepdims': (lambda a: a.sum(axis=(0, 2), keepdims=True),
+                          lambda a: a.sum(dim=(0, 2), keepdim=True), [(3, 4, 2)], False),
+    'mean_axis_neg': (lambda a: a.mean(axis=-1), lambda a: a.mean(dim=-1), [(3, 4)], False),
+    'mean_all': (lambda a: a.mean(), lambda a: a.mean(), [(2, 3, 4)], False),
+    'max_all': (lambda a: a.max(), lambda a: a.amax(), [(3, 4)], False),
+    'max_axis_keepdims': (lambda a: a.max(axis=1, keepdims=True),
+                          lambda a: a.amax(dim=1, keepdim=True), [(3, 5)], False),
+    'max_axes': (lambda a: a.max(axis=(0, 2)), lambda a: a.amax(dim=(0, 2)), [(2, 3, 4)], False),
+    'reshape': (lambda a: a.reshape(4, -1), lambda a: a.reshape(4, -1), [(2, 3, 4)], False),
+    'reshape_tuple': (lambda a: a.reshape((6, 4)), lambda a: a.reshape(6, 4), [(2, 3, 4)], False),
+    'transpose_default': (lambda a: a.transpose(), lambda a: a.permute(2, 1, 0),
+                          [(2, 3, 4)], False),
+    'transpose_axes': (lambda a: a.transpose(1, 2, 0), lambda a: a.permute(1, 2, 0),
+                       [(2, 3, 4)], False),
+    'T': (lambda a: a.T, lambda a: a.T, [(3, 4)], False),
+    'flatten': (F.flatten, lambda a: torch.flatten(a, 1), [(2, 3, 2, 2)], False),
+    'flatten_range': (lambda a: F.flatten(a, 1, 2), lambda a: torch.flatten(a, 1, 2),
+                      [(2, 3, 2, 2)], False),
+    'getitem_slice': (lambda a: a[1:, ::2], lambda a: a[1:, ::2], [(3, 5)], False),
+    'getitem_int_array_repeats': (lambda a: a[[0, 2, 0, 0]], lambda a: a[[0, 2, 0, 0]],
+                                  [(3, 4)], False),
+    'getitem_mixed': (lambda a: a[:, [1, 1, 3]], lambda a: a[:, [1, 1, 3]], [(2, 4)], False),
+    'getitem_pairs': (lambda a: a[np.array([0, 1, 1]), np.array([2, 0, 2])],
+                      lambda a: a[np.array([0, 1, 1]), np.array([2, 0, 2])], [(2, 3)], False),
+    'getitem_bool': (lambda a: a[np.array([True, False, True])],
+                     lambda a: a[torch.tensor([True, False, True])] if torch else None,
+                     [(3, 2)], False),
+    'concat': (lambda a, b: F.concat([a, b], axis=1), lambda a, b: torch.cat([a, b], dim=1),
+               [(2, 3), (2, 4)], False),
+    'concat_three': (lambda a, b, c: F.concat([a, b, c]), lambda a, b, c: torch.cat([a, b, c]),
+                     [(1, 3), (2, 3), (3, 3)], False),
+    'pad_last': (lambda a: F.pad(a, (1, 2)), lambda a: torch.nn.functional.pad(a, (1, 2)),
+                 [(2, 3)], False),
+    'pad_last_two_value': (lambda a: F.pad(a, (1, 0, 2, 1), value=0.5),
+                           lambda a: torch.nn.functional.pad(a, (1, 0, 2, 1), value=0.5),
+                           [(2, 3, 4)], False),
+    'relu': (F.relu, torch.relu if torch else None, [(3, 4)], False),
+    'tanh': (F.tanh, torch.tanh if torch else None, [(3, 4)], False),
+    'sigmoid': (F.sigmoid, torch.sigmoid if torch else None, [(3, 4)], False),
+    'softmax': (F.softmax, lambda a: torch.softmax(a, -1), [(3, 5)], False),
+    'softmax_axis0': (lambda a: F.softmax(a, axis=0), lambda a: torch.softmax(a, 0),
+                      [(3, 5)], False),
+    'log_softmax': (F.log_softmax, lambda a: torch.log_softmax(a, -1), [(3, 5)], False),
+    'log_softmax_axis1_4d': (lambda a: F.log_softmax(a, axis=1),
+                             lambda a: torch.log_softmax(a, 1), [(2, 3, 2, 2)], False),
+    'mse_loss': (F.mse_loss, torch.nn.functional.mse_loss if torch else None,
+                 [(3, 4), (3, 4)], False),
+}
+
+
+def _inputs(shapes, positive):
+    return [rand(*s, seed=i, low=0.5 if positive else None) for i, s in enumerate(shapes)]
+
+
+@pytest.mark.parametrize('name', sorted(OPS))
+def test_gradcheck(name):
+    fn, _, shapes, positive = OPS[name]
+    assert minidl.gradcheck(fn, _inputs(shapes, positive))
+
+
+# relu and max are piecewise linear: second derivative 0 almost everywhere, checked too
+@pytest.mark.parametrize('name', sorted(OPS))
+def test_gradgradcheck(name):
+    fn, _, shapes, positive = OPS[name]
+    assert minidl.gradgradcheck(fn, _inputs(shapes, positive))
+
+
+@requires_torch
+@pytest.mark.parametrize('name', sorted(k for k, v in OPS.items() if v[1] is not None))
+def test_parity_with_torch(name):
+    fn, torch_fn, shapes, positive = OPS[name]
+    check_torch_parity(fn, torch_fn, _inputs(shapes, positive))
+
+
+def test_max_ties_share_the_gradient_like_amax():
+    x = minidl.tensor([[1.0, 3.0, 3.0], [2.0, 0.0, 1.0]], dtype=np.float64, requires_grad=True)
+    x.max(axis=1).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [[0, 0.5, 0.5], [1, 0, 0]])
+
+
+def test_relu_gradient_is_zero_at_zero():
+    x = minidl.tensor([-1.0, 0.0, 2.0], requires_grad=True)
+    F.relu(x).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [0, 0, 1])
+
+
+def test_indexing_with_a_tensor_index_accumulates_repeats():
+    x = rand(4)
+    idx = minidl.Tensor(np.array([3, 3, 3, 1]))
+    x[idx].sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [0, 1, 0, 3])
+
+
+def test_softmax_and_log_softmax_survive_huge_logits():
+    x = minidl.tensor([[1e4, -1e4, 0.0]], requires_grad=True)
+    assert np.isfinite(F.log_softmax(x).numpy()).all()
+    F.softmax(x).sum().backward()
+    assert np.isfinite(x.grad.numpy()).all()
+
+
+def test_sigmoid_survives_huge_inputs():
+    y = F.sigmoid(minidl.tensor([-1e4, 1e4]))
+    np.testing.assert_array_equal(y.numpy(), [0, 1])
+
+
+def test_astype_is_differentiable_and_casts_the_gradient_back():
+    x = rand(3)
+    y = x.astype(np.float32)
+    assert y.dtype == np.float32
+    (y * 2).sum().backward()
+    assert x.grad.dtype == np.float64
+    np.testing.assert_array_equal(x.grad.numpy(), [2, 2, 2])
+
+
+def test_comparisons_and_argmax_are_plain_tensors():
+    x = minidl.tensor([1.0, 5.0, 3.0])
+    assert (x > 2).tolist() == [False, True, True]
+    assert (x == 5.0).numpy().sum() == 1
+    assert x.argmax().item() == 1
+
+
+def test_float32_stays_float32_through_every_elementwise_op():
+    x = minidl.Tensor(np.random.default_rng(0).random((2, 3), dtype=np.float32) + 0.5,
+                      requires_grad=True)
+    y = F.log_softmax(F.sigmoid(F.tanh(F.relu(x.exp().log().sqrt() ** 2 / 2 - 0.1))))
+    assert y.dtype == np.float32
+    (y.sum() + x.max() + x.mean()).backward()
+    assert x.grad.dtype == np.float32
+
+
+# ----------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize('call, pattern', [
+    (lambda: rand(2, 3) + rand(4, 3), r"add: shapes \(2, 3\) and \(4, 3\)"),
+    (lambda: rand(2, 3) * rand(3, 2), r"mul: shapes \(2, 3\) and \(3, 2\)"),
+    (lambda: rand(2, 3) @ rand(4, 5), r"matmul: shapes \(2, 3\) and \(4, 5\)"),
+    (lambda: F.linear(rand(2, 3), rand(4, 5)), r"linear: input \(2, 3\).*\(4, 5\)"),
+    (lambda: F.linear(rand(2, 3), rand(4, 3), rand(5)), r"linear: bias shape \(5,\)"),
+    (lambda: rand(2, 3).reshape(4, 2), r"reshape: .*\(2, 3\).*\(4, 2\)"),
+    (lambda: rand(2, 3).transpose(0, 0), r"transpose: .*\(2, 3\)"),
+    (lambda: rand(2, 3).sum(axis=2), r"sum: axis 2 .*\(2, 3\)"),
+    (lambda: F.softmax(rand(2, 3), axis=3), r"softmax: axis 3 .*\(2, 3\)"),
+    (lambda: F.concat([rand(2, 3), rand(3, 4)], axis=1), r"concat: shapes"),
+    (lambda: F.pad(rand(2, 3), (1,)), r"pad: .*\(2, 3\)"),
+    (lambda: rand(2, 3)[5], r"getitem: .*\(2, 3\)"),
+    (lambda: F.mse_loss(rand(2, 3), rand(3, 2)), r"mse_loss: .*\(2, 3\).*\(3, 2\)"),
+])
+def test_bad_input_names_the_op_and_shapes(call, pattern):
+    with pytest.raises((ValueError, IndexError), match=pattern):
+        call()
