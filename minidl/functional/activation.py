@@ -17,7 +17,7 @@ class ReLU(Function):
     """y = max(x, 0).   dL/dx = gy * [x > 0]   (0 at x = 0, as PyTorch)."""
 
     def forward(self, x):
-        return _xp(x).maximum(x, 0, dtype=x.dtype)
+        return _xp(x).maximum(x, 0)  # a Python 0 does not change the dtype
 
     def backward(self, gy):
         x = self.inputs[0].data
