@@ -25,6 +25,7 @@ from . import backend
 # ----------------------------------------------------------------------------- grad mode
 class _GradMode:
     enabled = True
+    on_record = None  # optional callback(fn) for every recorded Function (used by summary)
 
 
 def is_grad_enabled():
@@ -170,6 +171,12 @@ class Tensor:
                              f"number, got shape {self.shape}")
         return self.data.item()
 
+    def __float__(self):
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
+
     def tolist(self):
         return self.numpy().tolist()
 
@@ -261,6 +268,8 @@ class Function:
             self.output_meta = [(y.shape, y.dtype) for y in outputs]
             for i, y in enumerate(outputs):
                 y.grad_fn, y._output_index, y._requires_grad = self, i, True
+            if _GradMode.on_record is not None:
+                _GradMode.on_record(self)
         return outputs[0] if single else tuple(outputs)
 
     def forward(self, *arrays):

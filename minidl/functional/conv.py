@@ -1,0 +1,229 @@
+"""2-D convolution (NCHW, as ``torch.nn.functional.conv2d``) by im2col and matrix products.
+
+Shapes: x (N, C, H, W), weight W (OC, C/G, KH, KW), bias b (OC,), G = groups, and
+y (N, OC, OH, OW) with OH = (H + 2 ph - dh (KH - 1) - 1) // sh + 1 (likewise OW). With
+xpad = x zero-padded by (ph, pw) and g = o // (OC/G) the group of output channel o:
+
+    y[n, o, p, q] = b[o] + sum_{c<C/G, i<KH, j<KW} W[o, c, i, j]
+                                                   * xpad[n, g C/G + c, p sh + i dh, q sw + j dw]
+
+im2col lays the windows of xpad out as one matrix per group,
+
+    col[g, (c, i, j), (n, p, q)] = xpad[n, g C/G + c, p sh + i dh, q sw + j dw]
+    col: (G, C/G KH KW, N OH OW)
+
+so that with Wm = W reshaped (G, OC/G, C/G KH KW) the convolution is one GEMM per group:
+
+    Y = Wm @ col   (G, OC/G, N OH OW),   Y[g, o, (n, p, q)] = y[n, g OC/G + o, p, q].
+
+Backward, with gY = dL/dy in the same layout as Y (see docs/im2col.md):
+
+    dL/dWm = gY @ col^T                                  Conv2dGradWeight(x, gy)
+    dL/dx  = crop(col2im(Wm^T @ gY))                      Conv2dGradInput(gy, W)
+    dL/db  = sum of gy over (n, p, q)
+
+Both gradient maps are bilinear and their derivatives are again Conv2d, Conv2dGradInput and
+Conv2dGradWeight, so conv2d can be differentiated any number of times. Nothing here loops
+in Python except col2im, over the KH*KW kernel offsets.
+"""
+import numbers
+from collections import namedtuple
+
+from .. import backend
+from ..kernels.im2col import col2im, output_size, pad2d, windows
+from ..tensor import Function, as_tensor
+
+# stride, padding, dilation: (h, w) pairs of ints; groups: int
+Geometry = namedtuple('Geometry', 'stride padding dilation groups')
+
+
+def _xp(array):
+    return backend.get_array_module(array)
+
+
+# ----------------------------------------------------------------------------- layouts
+def _out_hw(x_shape, kernel, geo):
+    """(OH, OW) for input (N, C, H, W) and kernel (KH, KW)."""
+    return tuple(output_size(x_shape[2 + a], kernel[a], geo.stride[a], geo.padding[a],
+                             geo.dilation[a]) for a in (0, 1))
+
+
+def _im2col(x, kernel, geo):
+    """col (G, C/G*KH*KW, N*OH*OW) of x (N, C, H, W), and (OH, OW).
+
+    col[g, (c, i, j), (n, p, q)] = xpad[n, g*C/G + c, p*sh + i*dh, q*sw + j*dw]: the strided
+    window view (N, C, KH, KW, OH, OW) copied once, in the order (C, KH, KW, N, OH, OW).
+    """
+    n, c, _, _ = x.shape
+    (kh, kw), (ph, pw), out_hw = kernel, geo.padding, _out_hw(x.shape, kernel, geo)
+    view = windows(pad2d(x, (ph, ph, pw, pw)), kernel, geo.stride, geo.dilation, out_hw)
+    col = _xp(x).ascontiguousarray(view.transpose(1, 2, 3, 0, 4, 5))
+    return col.reshape(geo.groups, c // geo.groups * kh * kw, -1), out_hw
+
+
+def _col2im(gcol, x_shape, kernel, out_hw, geo):
+    """Adjoint of _im2col: gcol (G, C/G*KH*KW, N*OH*OW) summed back into an (N, C, H, W) array.
+
+    Each entry goes back to the pixel of xpad it was read from (overlaps add up); the
+    padding border, which is not part of x, is then cropped away. col2im runs on the
+    (C, N, ...) axis order of gcol (its two leading axes are just batch axes), where each
+    of its KH*KW strided additions reads gcol contiguously; one transpose copy ends it.
+    """
+    n, c, h, w = x_shape
+    (kh, kw), (oh, ow), (ph, pw) = kernel, out_hw, geo.padding
+    cols = gcol.reshape(c, kh, kw, n, oh, ow).transpose(0, 3, 1, 2, 4, 5)  # (C, N, KH, KW, ..)
+    gx = col2im(cols, (c, n, h + 2 * ph, w + 2 * pw), geo.stride, geo.dilation)
+    return _xp(gx).ascontiguousarray(gx[:, :, ph:ph + h, pw:pw + w].transpose(1, 0, 2, 3))
+
+
+def _weight_matrix(w, groups):
+    """W (OC, C/G, KH, KW) as Wm (G, OC/G, C/G*KH*KW) (a view)."""
+    return w.reshape(groups, w.shape[0] // groups, -1)
+
+
+def _to_matrix(y, groups):
+    """y (N, OC, OH, OW) as Y (G, OC/G, N*OH*OW), the layout of Wm @ col."""
+    n, oc, oh, ow = y.shape
+    y = y.reshape(n, groups, oc // groups, oh * ow).transpose(1, 2, 0, 3)
+    return _xp(y).ascontiguousarray(y).reshape(groups, oc // groups, n * oh * ow)
+
+
+def _from_matrix(y, n, out_hw):
+    """Y (G, OC/G, N*OH*OW) as y (N, OC, OH, OW), contiguous."""
+    g, m, _ = y.shape
+    return _xp(y).ascontiguousarray(y.reshape(g * m, n, *out_hw).transpose(1, 0, 2, 3))
+
+
+# ----------------------------------------------------------------------------- Functions
+class Conv2d(Function):
+    """y = conv(x, W) + b, computed as Y = Wm @ col (+ b); shapes in the module docstring.
+
+    Backward: dL/dx = Conv2dGradInput(gy, W),  dL/dW = Conv2dGradWeight(x, gy),
+    dL/db = gy summed over (N, OH, OW). Kept for backward: only the inputs x and W
+    (``self.inputs``); col is recomputed by Conv2dGradWeight instead of stored.
+    """
+
+    def __init__(self, geo):
+        self.geo = geo
+
+    def forward(self, x, w, b=None):
+        col, out_hw = _im2col(x, w.shape[2:], self.geo)
+        y = _from_matrix(_weight_matrix(w, self.geo.groups) @ col, x.shape[0], out_hw)
+        if b is not None:
+            y += b.reshape(1, -1, 1, 1)
+        return y
+
+    def backward(self, gy):
+        x, w = self.inputs[:2]
+        need = self.needs_input_grad
+        gx = Conv2dGradInput(self.geo, x.shape)(gy, w) if need[0] else None
+        gw = Conv2dGradWeight(self.geo, w.shape[2:])(x, gy) if need[1] else None
+        if len(self.inputs) == 2:
+            return gx, gw
+        return gx, gw, (gy.sum(axis=(0, 2, 3)) if need[2] else None)
+
+
+class Conv2dGradInput(Function):
+    """gx = dL/dx of conv2d for upstream gradient gy and weight W (a transposed convolution).
+
+    dL/dcol = Wm^T @ gY  (G, C/G*KH*KW, N*OH*OW),  gx = crop(col2im(dL/dcol)), shape
+    ``x_shape`` (needed: several H give the same OH). Bilinear in (gy, W), and
+    <ggx, gx> = <conv(ggx, W), gy>, so for an upstream ggx:
+    dL/dgy = conv2d(ggx, W) (no bias),  dL/dW = Conv2dGradWeight(ggx, gy).
+    """
+
+    def __init__(self, geo, x_shape):
+        self.geo, self.x_shape = geo, tuple(x_shape)
+
+    def forward(self, gy, w):
+        gY = _to_matrix(gy, self.geo.groups)
+        gcol = _weight_matrix(w, self.geo.groups).transpose(0, 2, 1) @ gY
+        return _col2im(gcol, self.x_shape, w.shape[2:], gy.shape[2:], self.geo)
+
+    def backward(self, ggx):
+        gy, w = self.inputs
+        g_gy = Conv2d(self.geo)(ggx, w) if self.needs_input_grad[0] else None
+        g_w = Conv2dGradWeight(self.geo, w.shape[2:])(ggx, gy) \
+            if self.needs_input_grad[1] else None
+        return g_gy, g_w
+
+
+class Conv2dGradWeight(Function):
+    """gW = dL/dW of conv2d for input x and upstream gradient gy.
+
+    dL/dWm = gY @ col^T  (G, OC/G, C/G*KH*KW), reshaped to (OC, C/G, KH, KW); col is
+    im2col(x), recomputed here. Bilinear in (x, gy), and <ggW, gW> = <conv(x, ggW), gy>,
+    so for an upstream ggW: dL/dx = Conv2dGradInput(gy, ggW),  dL/dgy = conv2d(x, ggW).
+    """
+
+    def __init__(self, geo, kernel):
+        self.geo, self.kernel = geo, tuple(kernel)
+
+    def forward(self, x, gy):
+        col, _ = _im2col(x, self.kernel, self.geo)
+        gw = _to_matrix(gy, self.geo.groups) @ col.transpose(0, 2, 1)
+        return gw.reshape(gy.shape[1], x.shape[1] // self.geo.groups, *self.kernel)
+
+    def backward(self, ggw):
+        x, gy = self.inputs
+        g_x = Conv2dGradInput(self.geo, x.shape)(gy, ggw) if self.needs_input_grad[0] else None
+        g_gy = Conv2d(self.geo)(x, ggw) if self.needs_input_grad[1] else None
+        return g_x, g_gy
+
+
+# ----------------------------------------------------------------------------- API
+def _pair(name, value):
+    pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    if len(pair) != 2 or not all(isinstance(v, numbers.Integral) for v in pair):
+        raise ValueError(f"conv2d: {name} must be an int or a pair of ints, got {value!r}")
+    return tuple(int(v) for v in pair)
+
+
+def _geometry(x, w, b, stride, padding, dilation, groups):
+    """Check the shapes and options of a conv2d call; return its Geometry."""
+    if x.ndim != 4:
+        raise ValueError(f"conv2d: input must be 4-D (N, C, H, W), got shape {x.shape}")
+    if w.ndim != 4:
+        raise ValueError(f"conv2d: weight must be 4-D (OC, C/groups, KH, KW), "
+                         f"got shape {w.shape}")
+    geo = Geometry(_pair('stride', stride), _pair('padding', padding),
+                   _pair('dilation', dilation), groups)
+    if min(geo.stride) < 1 or min(geo.dilation) < 1 or min(geo.padding) < 0:
+        raise ValueError(f"conv2d: stride {geo.stride} and dilation {geo.dilation} must be "
+                         f"positive and padding {geo.padding} non-negative (input {x.shape}, "
+                         f"weight {w.shape})")
+    (c, oc), g = (x.shape[1], w.shape[0]), groups
+    if not isinstance(g, numbers.Integral) or g < 1:
+        raise ValueError(f"conv2d: groups must be a positive int, got {groups!r}")
+    if c % g:
+        raise ValueError(f"conv2d: input channels C={c} of input {x.shape} are not "
+                         f"divisible by groups={g}")
+    if oc % g:
+        raise ValueError(f"conv2d: output channels OC={oc} of weight {w.shape} are not "
+                         f"divisible by groups={g}")
+    if c != w.shape[1] * g:
+        raise ValueError(f"conv2d: channel mismatch: input {x.shape} has C={c} channels, "
+                         f"weight {w.shape} with groups={g} expects "
+                         f"weight.shape[1] * groups = {w.shape[1] * g}")
+    if b is not None and b.shape != (oc,):
+        raise ValueError(f"conv2d: bias shape {b.shape} must be ({oc},) for weight {w.shape}")
+    oh, ow = _out_hw(x.shape, w.shape[2:], geo)
+    if oh < 1 or ow < 1:
+        span = tuple(d * (k - 1) + 1 for d, k in zip(geo.dilation, w.shape[2:]))
+        padded = tuple(n + 2 * p for n, p in zip(x.shape[2:], geo.padding))
+        raise ValueError(f"conv2d: kernel {w.shape[2:]} of weight {w.shape} with dilation "
+                         f"{geo.dilation} spans {span}, larger than the padded input {padded} "
+                         f"(input {x.shape}, padding {geo.padding})")
+    return geo._replace(groups=int(g))
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-D convolution of x (N, C, H, W) with weight (OC, C/groups, KH, KW) plus bias (OC,).
+
+    Exactly ``torch.nn.functional.conv2d`` (a cross-correlation, zero padding); stride,
+    padding and dilation are an int or an (h, w) pair. Returns (N, OC, OH, OW), in x's dtype.
+    """
+    x, weight = as_tensor(x), as_tensor(weight)
+    bias = None if bias is None else as_tensor(bias)
+    geo = _geometry(x, weight, bias, stride, padding, dilation, groups)
+    return Conv2d(geo)(x, weight) if bias is None else Conv2d(geo)(x, weight, bias)

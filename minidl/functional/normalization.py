@@ -1,0 +1,280 @@
+"""Normalisation layers: local response normalisation (AlexNet) and batch normalisation.
+
+The derivations are written out in docs/lrn.md; each Function's docstring states its
+formulas and exactly what it keeps for backward.
+"""
+import numpy as np
+
+from .. import backend
+from ..tensor import Function, Tensor, as_tensor
+
+
+def _xp(array):
+    return backend.get_array_module(array)
+
+
+# ----------------------------------------------------------------------------- LRN
+def _window_sum(a, before, after):
+    """s[:, i] = sum of a[:, j] for j = i - before ... i + after clipped to [0, C).
+
+    Exact: the channel axis is zero-padded by (before, after) and the ``before + after + 1``
+    shifted slices are added one by one (a loop over window offsets, each step a whole-array
+    addition), so there is no cancellation as with a cumulative sum.
+    """
+    xp = _xp(a)
+    n, c = a.shape[:2]
+    padded = xp.zeros((n, c + before + after) + a.shape[2:], dtype=a.dtype)
+    padded[:, before:before + c] = a
+    total = padded[:, 0:c].copy()
+    for d in range(1, before + after + 1):
+        total += padded[:, d:d + c]
+    return total
+
+
+class LocalResponseNorm(Function):
+    """b_i = a_i / s_i^beta,   s_i = k + alpha * sum_{j in W(i)} a_j^2,
+    W(i) = i - size//2 ... i + (size-1)//2 clipped to the channels [0, C).
+
+    Backward (``LRNGrad``, derived step by step in docs/lrn.md):
+
+        dL/da_m = gy_m s_m^-beta
+                  - 2 alpha beta a_m sum_{i : m in W(i)} gy_i a_i s_i^(-beta-1)
+
+    where m in W(i) <=> i = m - (size-1)//2 ... m + size//2: the transposed window, whose
+    two half-widths are swapped relative to W (they differ for even sizes).
+
+    Stores for backward only the scale s (one array shaped like x); the input a is the
+    Tensor the engine already holds. s^-beta is recomputed in backward.
+    """
+
+    def __init__(self, size, alpha, beta, k):
+        self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
+
+    def forward(self, x):
+        scale = _window_sum(x * x, self.size // 2, (self.size - 1) // 2)
+        scale *= self.alpha
+        scale += self.k
+        self.scale = scale
+        return x * scale ** -self.beta
+
+    def backward(self, gy):
+        return LRNGrad(self.scale, self.size, self.alpha, self.beta)(self.inputs[0], gy)
+
+
+class LRNGrad(Function):
+    """gx for local response normalisation from (x, gy) and the saved scale s (see
+    ``LocalResponseNorm``). Not differentiable again."""
+
+    def __init__(self, scale, size, alpha, beta):
+        self.scale, self.size, self.alpha, self.beta = scale, size, alpha, beta
+
+    def forward(self, x, gy):
+        s = self.scale
+        s_pow = s ** -self.beta                 # s_i^-beta
+        q = gy * x                              # gy_i a_i s_i^(-beta-1)
+        q *= s_pow
+        q /= s
+        # transposed window: i = m - (size-1)//2 ... m + size//2
+        back = _window_sum(q, (self.size - 1) // 2, self.size // 2)
+        back *= x
+        back *= -2.0 * self.alpha * self.beta
+        gx = gy * s_pow
+        gx += back
+        return gx
+
+    def backward(self, ggx):
+        raise NotImplementedError("local_response_norm: double backward is not implemented")
+
+
+def local_response_norm(x, size=5, alpha=1e-4, beta=0.75, k=2.0):
+    """Local response normalisation across the channels of x (N, C, H, W), as in the
+    AlexNet paper (Krizhevsky et al. 2012, section 3.3):
+
+        b_i = a_i / (k + alpha * sum_{j = i - size//2}^{i + (size-1)//2} a_j^2)^beta
+
+    with j clipped to [0, C) (channels beyond the edges count as zero).
+
+    Note: PyTorch's ``nn.LocalResponseNorm`` / ``F.local_response_norm`` divides alpha by
+    ``size`` (it averages the squares instead of summing them), so
+    ``local_response_norm(x, size, alpha, beta, k)`` here equals PyTorch's with
+    ``alpha * size``. The window is the same in both (size//2 channels before,
+    (size-1)//2 after).
+    """
+    x = as_tensor(x)
+    if x.ndim != 4:
+        raise ValueError(f"local_response_norm: expected a 4-D input (N, C, H, W), got shape "
+                         f"{x.shape}")
+    if not isinstance(size, (int, np.integer)) or size < 1:
+        raise ValueError(f"local_response_norm: size must be a positive int, got {size!r} "
+                         f"(input shape {x.shape})")
+    return LocalResponseNorm(int(size), alpha, beta, k)(x)
+
+
+# ----------------------------------------------------------------------------- batch norm
+def _channel_shape(ndim, c):
+    """(1, C, 1, ...): a per-channel vector broadcast against (N, C, ...)."""
+    return (1, c) + (1,) * (ndim - 2)
+
+
+def _per_channel(a):
+    """a (N, C, ...) viewed as (N, C, L) (a copy only if a is not contiguous)."""
+    return a.reshape(a.shape[0], a.shape[1], -1)
+
+
+def _channel_dot(a, b):
+    """sum over every axis but C of a * b, without materialising the product."""
+    return _xp(a).einsum('ncl,ncl->c', _per_channel(a), _per_channel(b))
+
+
+class BatchNorm(Function):
+    """Training-mode batch normalisation with batch statistics over every axis but C.
+
+    With n = N*H*W values per channel, mu = mean(x), var = mean((x - mu)^2) (biased),
+    inv_std = 1 / sqrt(var + eps), xhat = (x - mu) * inv_std:
+
+        y = weight * xhat + bias           (weight = 1, bias = 0 when not given)
+
+    Backward (``BatchNormGrad``), sums over the n values of a channel, g = gy * weight:
+
+        dL/dx      = inv_std / n * (n g - sum(g) - xhat * sum(g xhat))
+        dL/dweight = sum(gy xhat)
+        dL/dbias   = sum(gy)
+
+    Stores for backward only the per-channel mu and inv_std (two length-C vectors); x is the
+    input the engine already holds and xhat is recomputed from it. Also leaves the batch
+    variance in ``self.var`` for the running-statistics update.
+    """
+
+    def __init__(self, eps, has_weight, has_bias):
+        self.eps, self.has_weight, self.has_bias = eps, has_weight, has_bias
+
+    def forward(self, x, *params):
+        shape = _channel_shape(x.ndim, x.shape[1])
+        mean = _per_channel(x).mean(axis=(0, 2))
+        centred = x - mean.reshape(shape)
+        var = _channel_dot(centred, centred) / (x.size // x.shape[1])
+        inv_std = 1.0 / _xp(x).sqrt(var + self.eps)
+        scale = inv_std * params[0] if self.has_weight else inv_std
+        y = centred
+        y *= scale.reshape(shape)
+        if self.has_bias:
+            y += params[-1].reshape(shape)
+        self.mean, self.inv_std, self.var = mean, inv_std, var
+        return y
+
+    def backward(self, gy):
+        x = self.inputs[0]
+        weight = self.inputs[1] if self.has_weight else None
+        gx, gweight, gbias = BatchNormGrad(self.mean, self.inv_std, weight is not None)(
+            x, gy, *([weight] if weight is not None else []))
+        return (gx,) + ((gweight,) if self.has_weight else ()) + (
+            (gbias,) if self.has_bias else ())
+
+
+class BatchNormGrad(Function):
+    """(dL/dx, dL/dweight, dL/dbias) of training-mode batch norm from (x, gy[, weight]) and
+    the saved per-channel mean and inv_std (formulas in ``BatchNorm``). Not differentiable
+    again."""
+
+    def __init__(self, mean, inv_std, has_weight):
+        self.mean, self.inv_std, self.has_weight = mean, inv_std, has_weight
+
+    def forward(self, x, gy, *weight):
+        shape = _channel_shape(x.ndim, x.shape[1])
+        n = x.size // x.shape[1]
+        centred = x - self.mean.reshape(shape)             # xhat = centred * inv_std
+        gbias = _per_channel(gy).sum(axis=(0, 2))          # sum(gy)
+        gweight = _channel_dot(gy, centred) * self.inv_std  # sum(gy xhat)
+        # g = gy * weight with weight constant per channel, so sum(g) = weight * gbias and
+        # sum(g xhat) = weight * gweight; with f = weight * inv_std / n:
+        #   dL/dx = f * (n gy - gbias - centred * inv_std * gweight)
+        f = self.inv_std / n
+        if self.has_weight:
+            f = f * weight[0]
+        gx = centred
+        gx *= (-f * self.inv_std * gweight).reshape(shape)
+        gx += gy * (f * n).reshape(shape)
+        gx -= (f * gbias).reshape(shape)
+        return gx, gweight, gbias
+
+    def backward(self, ggx, ggweight, ggbias):
+        raise NotImplementedError("batch_norm: double backward in training mode is not "
+                                  "implemented (eval mode supports it)")
+
+
+def _stat(name, stat, c, x):
+    """A running statistic as an array (None stays None), checked to have shape (C,)."""
+    if stat is None:
+        return None
+    data = stat.data if isinstance(stat, Tensor) else stat
+    if not backend.is_array(data) or tuple(data.shape) != (c,):
+        shape = tuple(data.shape) if hasattr(data, 'shape') else type(data).__name__
+        raise ValueError(f"batch_norm: {name} must have shape ({c},) for input shape "
+                         f"{x.shape} with {c} channels, got {shape}")
+    return data
+
+
+def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False,
+               momentum=0.1, eps=1e-5):
+    """Batch normalisation of x (N, C) or (N, C, H, W) (also (N, C, L)) per channel C, as
+    ``torch.nn.functional.batch_norm``:
+
+        y = (x - mean) / sqrt(var + eps) * weight + bias
+
+    ``training=True``: mean and (biased) var of the batch, over N (and H, W); when given,
+    ``running_mean`` and ``running_var`` are updated in place (NumPy/CuPy arrays, or minidl
+    Tensors whose ``.data`` is updated in place) as
+
+        running_mean = (1 - momentum) * running_mean + momentum * mean
+        running_var  = (1 - momentum) * running_var  + momentum * var * n / (n - 1)
+
+    (the running variance uses the unbiased estimate, n = N*H*W). They may be None: then
+    batch statistics are used and nothing is updated. A channel with a single value
+    (n == 1) is an error, as in PyTorch. Differentiable once (fused ``BatchNorm``).
+
+    ``training=False``: the running statistics (required) are used, as a composition of
+    differentiable ops ``x * scale + shift`` with per-channel scale = weight /
+    sqrt(running_var + eps) and shift = bias - running_mean * scale, so it differentiates
+    any number of times (w.r.t. x, weight and bias; running stats are constants).
+    """
+    x = as_tensor(x)
+    if x.ndim not in (2, 3, 4):
+        raise ValueError(f"batch_norm: expected a 2-D (N, C), 3-D (N, C, L) or 4-D "
+                         f"(N, C, H, W) input, got shape {x.shape}")
+    c = x.shape[1]
+    rm = _stat('running_mean', running_mean, c, x)
+    rv = _stat('running_var', running_var, c, x)
+    for name, p in (('weight', weight), ('bias', bias)):
+        if p is not None and tuple(p.shape) != (c,):
+            raise ValueError(f"batch_norm: {name} must have shape ({c},) for input shape "
+                             f"{x.shape} with {c} channels, got {tuple(p.shape)}")
+    shape = _channel_shape(x.ndim, c)
+    weight = None if weight is None else as_tensor(weight)
+    bias = None if bias is None else as_tensor(bias)
+
+    if not training:
+        if rm is None or rv is None:
+            raise ValueError(f"batch_norm: running_mean and running_var are required when "
+                             f"training=False (input shape {x.shape})")
+        inv_std = Tensor(1.0 / _xp(rv).sqrt(rv.astype(x.dtype) + eps))
+        scale = inv_std if weight is None else weight * inv_std
+        shift = -Tensor(rm.astype(x.dtype)) * scale
+        if bias is not None:
+            shift = shift + bias
+        return x * scale.reshape(*shape) + shift.reshape(*shape)
+
+    n = x.data.size // c
+    if n <= 1:
+        raise ValueError(f"batch_norm: expected more than 1 value per channel when training, "
+                         f"got input shape {x.shape}")
+    fn = BatchNorm(eps, weight is not None, bias is not None)
+    y = fn(x, *[p for p in (weight, bias) if p is not None])
+    mean, var = fn.mean, fn.var
+    del fn.var
+    if rm is not None:
+        rm *= 1 - momentum
+        rm += (momentum * mean).astype(rm.dtype, copy=False)
+    if rv is not None:
+        rv *= 1 - momentum
+        rv += (momentum * n / (n - 1) * var).astype(rv.dtype, copy=False)
+    return y

@@ -1,0 +1,215 @@
+"""conv2d: gradient checks (first and second order) in float64, parity with PyTorch over a
+grid of strides, paddings, dilations and groups, dtype preservation, and bad input."""
+import itertools
+
+import numpy as np
+import pytest
+
+import minidl
+from minidl.functional import conv
+from minidl.functional.conv import conv2d
+from helpers import assert_parity, check_torch_parity, rand, requires_torch, torch
+
+
+def _case(x_shape, w_shape, bias=True, **options):
+    return x_shape, w_shape, bias, options
+
+
+# x (N, C, H, W), weight (OC, C/groups, KH, KW), bias?, options. Tiny: gradcheck runs
+# O(elements) forward passes. Even sizes with stride 2 leave the last row/column unused.
+CASES = {
+    'basic': _case((2, 3, 5, 5), (4, 3, 3, 3)),
+    'no_bias': _case((2, 3, 5, 4), (2, 3, 3, 3), bias=False),
+    'kernel_1x1': _case((2, 3, 4, 4), (5, 3, 1, 1)),
+    'kernel_covers_input': _case((1, 2, 3, 4), (3, 2, 3, 4)),
+    'non_square_kernel': _case((1, 2, 5, 6), (3, 2, 2, 3)),
+    'stride2_even_input': _case((2, 2, 6, 6), (3, 2, 3, 3), stride=2),
+    'stride2_1x1_kernel': _case((1, 2, 6, 5), (3, 2, 1, 1), stride=2, bias=False),
+    'stride_2_1': _case((1, 2, 6, 5), (3, 2, 2, 3), stride=(2, 1)),
+    'padding1': _case((1, 2, 4, 4), (3, 2, 3, 3), padding=1),
+    'padding_1_2_stride2': _case((2, 2, 4, 5), (2, 2, 3, 2), padding=(1, 2), stride=2),
+    'dilation2': _case((1, 2, 7, 6), (2, 2, 3, 2), dilation=2),
+    'dilation2_padding1_stride2': _case((1, 2, 6, 6), (3, 2, 2, 2), dilation=2, padding=1,
+                                        stride=2),
+    'dilation_2_1_padding_1_0': _case((2, 2, 6, 5), (2, 2, 2, 3), dilation=(2, 1),
+                                      padding=(1, 0), bias=False),
+    'groups2': _case((2, 4, 5, 4), (6, 2, 3, 2), groups=2, padding=1),
+    'groups2_stride_2_1_dilation2': _case((1, 4, 7, 6), (4, 2, 2, 2), groups=2,
+                                          stride=(2, 1), dilation=2, bias=False),
+    'depthwise': _case((2, 3, 5, 5), (3, 1, 3, 3), groups=3, padding=1),
+    'depthwise_multiplier2_stride2': _case((1, 3, 6, 5), (6, 1, 3, 2), groups=3, stride=2,
+                                           padding=(1, 2)),
+}
+
+# a few configurations for second derivatives (incl. groups and stride)
+DOUBLE = ['basic', 'stride2_even_input', 'padding_1_2_stride2', 'groups2',
+          'groups2_stride_2_1_dilation2', 'depthwise_multiplier2_stride2']
+
+
+def _inputs(name, seed=0):
+    x_shape, w_shape, bias, options = CASES[name]
+    tensors = [rand(*x_shape, seed=seed), rand(*w_shape, seed=seed + 1)]
+    if bias:
+        tensors.append(rand(w_shape[0], seed=seed + 2))
+    return tensors, options
+
+
+def _ours(options):
+    return lambda x, w, b=None: conv2d(x, w, b, **options)
+
+
+def _theirs(options):
+    return lambda x, w, b=None: torch.nn.functional.conv2d(x, w, b, **options)
+
+
+# ----------------------------------------------------------------------------- gradients
+@pytest.mark.parametrize('name', sorted(CASES))
+def test_gradcheck(name):
+    tensors, options = _inputs(name)
+    assert minidl.gradcheck(_ours(options), tensors)
+
+
+@pytest.mark.parametrize('name', DOUBLE)
+def test_gradgradcheck(name):
+    tensors, options = _inputs(name)
+    assert minidl.gradgradcheck(_ours(options), tensors)
+
+
+# ----------------------------------------------------------------------------- PyTorch
+@requires_torch
+@pytest.mark.parametrize('name', sorted(CASES))
+def test_parity_with_torch(name):
+    tensors, options = _inputs(name)
+    check_torch_parity(_ours(options), _theirs(options), tensors)
+
+
+GRID = list(itertools.product([1, 2, (2, 1)], [0, 1, (1, 2)], [1, 2], [1, 2, 4], [True, False]))
+
+
+@requires_torch
+@pytest.mark.parametrize('stride, padding, dilation, groups, bias', GRID)
+def test_parity_with_torch_over_the_option_grid(stride, padding, dilation, groups, bias):
+    # C = 4, so groups = 4 is depthwise; 6 x 7 input, 3 x 2 kernel: windows rarely tile
+    x, w = rand(2, 4, 6, 7, seed=3), rand(4, 4 // groups, 3, 2, seed=4)
+    tensors = [x, w, rand(4, seed=5)] if bias else [x, w]
+    options = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    check_torch_parity(_ours(options), _theirs(options), tensors)
+
+
+@requires_torch
+@pytest.mark.parametrize('name', DOUBLE)
+def test_double_backward_parity_with_torch(name):
+    """d/d(x, W) of |dL/dx|^2 + |dL/dW|^2 for L = <gy, conv2d(x, W, b)>."""
+    (x, w, *b), options = _inputs(name)
+    gy = np.random.default_rng(7).standard_normal(conv2d(x, w, *b, **options).shape)
+    gx, gw = minidl.grad(conv2d(x, w, *b, **options), [x, w], minidl.Tensor(gy),
+                         create_graph=True)
+    ((gx * gx).sum() + (gw * gw).sum()).backward()
+
+    tx, tw, *tb = [torch.tensor(t.numpy(), requires_grad=True) for t in [x, w, *b]]
+    tgx, tgw = torch.autograd.grad(torch.nn.functional.conv2d(tx, tw, *tb, **options),
+                                   [tx, tw], torch.tensor(gy), create_graph=True)
+    ((tgx * tgx).sum() + (tgw * tgw).sum()).backward()
+    assert_parity(gx, tgx)
+    assert_parity(gw, tgw)
+    assert_parity(x.grad, tx.grad)
+    assert_parity(w.grad, tw.grad)
+
+
+@requires_torch
+def test_alexnet_two_group_layer_matches_torch_in_float32():
+    rng = np.random.default_rng(0)
+    x = minidl.Tensor(rng.standard_normal((2, 96, 27, 27), dtype=np.float32),
+                      requires_grad=True)
+    w = minidl.Tensor(rng.standard_normal((256, 48, 5, 5), dtype=np.float32) * 0.03,
+                      requires_grad=True)
+    b = minidl.Tensor(rng.standard_normal(256, dtype=np.float32), requires_grad=True)
+    y = conv2d(x, w, b, padding=2, groups=2)
+    tx, tw, tb = [torch.tensor(t.numpy(), requires_grad=True) for t in (x, w, b)]
+    ty = torch.nn.functional.conv2d(tx, tw, tb, padding=2, groups=2)
+    assert y.shape == (2, 256, 27, 27) and y.dtype == np.float32
+    assert_parity(y, ty, rtol=1e-5)
+    g = rng.standard_normal(y.shape, dtype=np.float32)
+    y.backward(minidl.Tensor(g))
+    ty.backward(torch.tensor(g))
+    for ours, theirs in ((x, tx), (w, tw), (b, tb)):
+        assert_parity(ours.grad, theirs.grad, rtol=1e-5)
+
+
+# ----------------------------------------------------------------------------- behaviour
+def test_the_worked_example_of_the_docs():
+    # docs/im2col.md: a 3x3 image of 1..9, a 2x2 kernel [[1, 0], [0, -1]]: x[p,q] - x[p+1,q+1]
+    x = minidl.tensor(np.arange(1.0, 10.0).reshape(1, 1, 3, 3), requires_grad=True)
+    w = minidl.tensor(np.array([[[[1.0, 0.0], [0.0, -1.0]]]]), requires_grad=True)
+    b = minidl.tensor(np.array([0.5]), requires_grad=True)
+    y = conv2d(x, w, b)
+    np.testing.assert_array_equal(y.numpy(), [[[[-3.5, -3.5], [-3.5, -3.5]]]])
+    y.sum().backward()
+    np.testing.assert_array_equal(w.grad.numpy(), [[[[12, 16], [24, 28]]]])
+    np.testing.assert_array_equal(x.grad.numpy(), [[[[1, 1, 0], [1, 0, -1], [0, -1, -1]]]])
+    np.testing.assert_array_equal(b.grad.numpy(), [4])
+
+
+def test_float32_stays_float32():
+    rng = np.random.default_rng(0)
+    x, w, b = [minidl.Tensor(rng.standard_normal(s, dtype=np.float32), requires_grad=True)
+               for s in ((2, 4, 5, 5), (6, 2, 3, 3), (6,))]
+    y = conv2d(x, w, b, stride=2, padding=1, groups=2)
+    assert y.dtype == np.float32
+    geo = y.grad_fn.geo  # read before backward frees the graph
+    y.sum().backward()
+    assert (x.grad.dtype, w.grad.dtype, b.grad.dtype) == (np.float32,) * 3
+    # the gradient Functions themselves compute in float32 (no promotion and cast back)
+    gy = minidl.Tensor(np.ones(y.shape, np.float32))
+    assert conv.Conv2dGradInput(geo, x.shape)(gy, w).dtype == np.float32
+    assert conv.Conv2dGradWeight(geo, w.shape[2:])(x, gy).dtype == np.float32
+
+
+def test_backward_stores_only_the_inputs_not_col():
+    x, w = rand(2, 3, 5, 5), rand(4, 3, 3, 3)
+    fn = conv2d(x, w, padding=1).grad_fn
+    assert isinstance(fn, conv.Conv2d)
+    assert fn.inputs[0] is x and fn.inputs[1] is w
+    assert not any(minidl.backend.is_array(v) for v in vars(fn).values())
+
+
+def test_only_the_requested_gradients_are_computed(monkeypatch):
+    x, w = rand(2, 3, 5, 5), rand(4, 3, 3, 3, requires_grad=False)
+
+    def fail(*args):
+        raise AssertionError("Conv2dGradWeight ran although W does not require grad")
+    monkeypatch.setattr(conv.Conv2dGradWeight, 'forward', fail)
+    conv2d(x, w).sum().backward()
+    assert x.grad is not None and w.grad is None
+
+
+# ----------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize('x_shape, w_shape, b_shape, options, expected', [
+    ((3, 5, 5), (4, 3, 3, 3), None, {}, ['4-D', '(3, 5, 5)']),
+    ((2, 3, 5, 5), (4, 3, 3), None, {}, ['4-D', '(4, 3, 3)']),
+    ((2, 3, 5, 5), (4, 2, 3, 3), None, {}, ['channel mismatch', '(2, 3, 5, 5)', '(4, 2, 3, 3)']),
+    ((2, 4, 5, 5), (4, 4, 3, 3), None, dict(groups=2),
+     ['channel mismatch', '(2, 4, 5, 5)', '(4, 4, 3, 3)']),
+    ((2, 4, 5, 5), (3, 2, 3, 3), None, dict(groups=2), ['OC=3', '(3, 2, 3, 3)', 'groups=2']),
+    ((2, 3, 5, 5), (4, 1, 3, 3), None, dict(groups=2), ['C=3', '(2, 3, 5, 5)', 'groups=2']),
+    ((2, 3, 5, 5), (4, 3, 3, 3), (3,), {}, ['bias', '(3,)', '(4, 3, 3, 3)']),
+    ((2, 3, 5, 5), (4, 3, 3, 3), (1, 4), {}, ['bias', '(1, 4)']),
+    ((2, 3, 4, 4), (4, 3, 5, 3), None, {}, ['larger than the padded input', '(2, 3, 4, 4)',
+                                            '(4, 3, 5, 3)']),
+    ((2, 3, 4, 4), (4, 3, 3, 3), None, dict(dilation=2),
+     ['larger than the padded input', '(2, 3, 4, 4)', '(4, 3, 3, 3)']),
+    ((2, 3, 5, 5), (4, 3, 3, 3), None, dict(stride=0), ['stride (0, 0)', '(2, 3, 5, 5)']),
+    ((2, 3, 5, 5), (4, 3, 3, 3), None, dict(stride=(1, -1)), ['stride (1, -1)']),
+    ((2, 3, 5, 5), (4, 3, 3, 3), None, dict(dilation=(0, 1)), ['dilation (0, 1)']),
+    ((2, 3, 5, 5), (4, 3, 3, 3), None, dict(padding=-1), ['padding (-1, -1)']),
+    ((2, 3, 5, 5), (4, 3, 3, 3), None, dict(padding=(1, 2, 3)), ['padding', '(1, 2, 3)']),
+    ((2, 3, 5, 5), (4, 3, 3, 3), None, dict(groups=0), ['groups']),
+])
+def test_bad_input_names_conv2d_and_the_shapes(x_shape, w_shape, b_shape, options, expected):
+    b = None if b_shape is None else rand(*b_shape)
+    with pytest.raises(ValueError) as info:
+        conv2d(rand(*x_shape), rand(*w_shape), b, **options)
+    message = str(info.value)
+    assert 'conv2d' in message
+    for part in expected:
+        assert part in message, f"{part!r} not in {message!r}"

@@ -1,0 +1,296 @@
+"""local_response_norm and batch_norm: gradient checks in float64, parity with
+torch.nn.functional (forward, gradients, running statistics), what they store for
+backward, dtypes and the errors for bad arguments."""
+import numpy as np
+import pytest
+
+import minidl
+from minidl import backend
+from minidl.functional.normalization import batch_norm, local_response_norm
+from helpers import PARITY_RTOL, assert_parity, check_torch_parity, rand, requires_torch, torch
+
+tF = torch.nn.functional if torch else None
+
+
+def saved_arrays(fn):
+    """The arrays a Function keeps for backward (its input Tensors are the engine's)."""
+    return [v for v in vars(fn).values() if backend.is_array(v)]
+
+
+# ----------------------------------------------------------------------------- LRN
+def lrn_reference(a, size, alpha, beta, k):
+    """The AlexNet formula, one channel at a time."""
+    c = a.shape[1]
+    out = np.empty_like(a)
+    for i in range(c):
+        lo, hi = max(0, i - size // 2), min(c - 1, i + (size - 1) // 2)
+        out[:, i] = a[:, i] / (k + alpha * (a[:, lo:hi + 1] ** 2).sum(axis=1)) ** beta
+    return out
+
+
+# (input shape, size, alpha, beta, k); alpha is large so that the cross-channel term of the
+# gradient is far above gradcheck's tolerance.
+LRN_CASES = [
+    ((2, 4, 2, 3), 1, 0.5, 0.75, 2.0),
+    ((2, 4, 2, 3), 2, 0.5, 0.75, 2.0),
+    ((2, 4, 2, 3), 3, 1.0, 0.75, 1.0),
+    ((2, 5, 2, 2), 4, 0.7, 1.5, 0.5),
+    ((2, 6, 2, 2), 5, 2.0, 0.5, 1.0),
+    ((1, 3, 2, 2), 5, 1.0, 0.75, 2.0),    # C < size: the window covers every channel
+    ((2, 2, 3, 2), 4, 1.3, 1.0, 1.0),     # C < size, even size
+    ((1, 7, 2, 2), 6, 0.9, 2.0, 3.0),     # even size, window clipped on both sides
+    ((2, 6, 3, 3), 5, 1e-4, 0.75, 2.0),   # AlexNet's values
+]
+LRN_IDS = [f"{s}-size{n}-a{a}-b{b}-k{k}" for s, n, a, b, k in LRN_CASES]
+
+
+@pytest.mark.parametrize('shape, size, alpha, beta, k', LRN_CASES, ids=LRN_IDS)
+def test_lrn_matches_the_paper_formula(shape, size, alpha, beta, k):
+    x = rand(*shape, seed=1)
+    expected = lrn_reference(x.numpy(), size, alpha, beta, k)
+    np.testing.assert_allclose(local_response_norm(x, size, alpha, beta, k).numpy(), expected,
+                               rtol=1e-13, atol=0)
+
+
+@pytest.mark.parametrize('shape, size, alpha, beta, k', LRN_CASES, ids=LRN_IDS)
+def test_lrn_gradcheck(shape, size, alpha, beta, k):
+    x = rand(*shape, seed=2)
+    assert minidl.gradcheck(lambda t: local_response_norm(t, size, alpha, beta, k), [x])
+
+
+@requires_torch
+@pytest.mark.parametrize('size', [1, 2, 3, 4, 5, 6])
+@pytest.mark.parametrize('alpha, beta, k', [(1e-4, 0.75, 2.0), (0.3, 0.6, 1.0), (1.5, 1.2, 0.5)])
+def test_lrn_equals_torch_with_alpha_times_size(size, alpha, beta, k):
+    """Ours with alpha == PyTorch's with alpha * size (PyTorch averages over the window)."""
+    check_torch_parity(lambda t: local_response_norm(t, size, alpha, beta, k),
+                       lambda t: tF.local_response_norm(t, size, alpha * size, beta, k),
+                       [rand(2, 7, 3, 4, seed=size)])
+
+
+def test_lrn_stores_only_the_scale():
+    x = rand(2, 6, 3, 3)
+    y = local_response_norm(x, 5, 0.5)
+    saved = saved_arrays(y.grad_fn)
+    assert len(saved) == 1 and saved[0].shape == x.shape
+    s = 2.0 + 0.5 * np.stack([(x.numpy()[:, max(0, i - 2):i + 3] ** 2).sum(axis=1)
+                              for i in range(6)], axis=1)
+    np.testing.assert_allclose(saved[0], s, rtol=1e-14)
+
+
+def test_lrn_double_backward_is_not_implemented():
+    x = rand(1, 4, 2, 2)
+    gx, = minidl.grad(local_response_norm(x, 3, 0.5).sum(), [x], create_graph=True)
+    with pytest.raises(NotImplementedError,
+                       match="local_response_norm: double backward is not implemented"):
+        gx.sum().backward()
+
+
+def test_lrn_keeps_float32():
+    x = minidl.Tensor(np.random.default_rng(3).standard_normal((2, 8, 4, 4)).astype(np.float32),
+                      requires_grad=True)
+    y = local_response_norm(x)
+    assert y.dtype == np.float32 and y.grad_fn.scale.dtype == np.float32
+    y.sum().backward()
+    assert x.grad.dtype == np.float32
+
+
+@pytest.mark.parametrize('shape, size, message', [
+    ((2, 3, 4), 5, r"4-D input.*\(2, 3, 4\)"),
+    ((2, 3, 4, 4, 1), 5, r"4-D input.*\(2, 3, 4, 4, 1\)"),
+    ((2, 3, 4, 4), 0, r"size must be a positive int, got 0.*\(2, 3, 4, 4\)"),
+    ((2, 3, 4, 4), 2.5, r"size must be a positive int, got 2.5"),
+])
+def test_lrn_rejects_bad_arguments(shape, size, message):
+    with pytest.raises(ValueError, match=f"local_response_norm: .*{message}"):
+        local_response_norm(minidl.Tensor(np.zeros(shape)), size)
+
+
+# ----------------------------------------------------------------------------- batch_norm
+BN_SHAPES = [(6, 3), (3, 2, 4), (3, 2, 3, 2)]
+AFFINE = [(True, True), (True, False), (False, True), (False, False)]
+
+
+def running_stats(c, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal(c), 0.5 + rng.random(c)
+
+
+def affine_params(c, affine, seed=0):
+    weight = rand(c, seed=seed + 1) if affine[0] else None
+    bias = rand(c, seed=seed + 2) if affine[1] else None
+    return weight, bias
+
+
+@pytest.mark.parametrize('affine', AFFINE, ids=['weight+bias', 'weight', 'bias', 'plain'])
+@pytest.mark.parametrize('training', [True, False], ids=['train', 'eval'])
+@pytest.mark.parametrize('shape', BN_SHAPES, ids=str)
+def test_batch_norm_gradcheck(shape, training, affine):
+    c = shape[1]
+    x = rand(*shape, seed=3)
+    rm, rv = running_stats(c)
+    weight, bias = affine_params(c, affine)
+    params = [p for p in (weight, bias) if p is not None]
+
+    def fn(x, *ps):
+        it = iter(ps)
+        w = next(it) if weight is not None else None
+        b = next(it) if bias is not None else None
+        # training updates copies: the running statistics never change the output there
+        return batch_norm(x, rm.copy(), rv.copy(), w, b, training=training)
+
+    assert minidl.gradcheck(fn, [x] + params)
+
+
+@pytest.mark.parametrize('shape', [(5, 3), (3, 2, 3, 2)], ids=str)
+def test_batch_norm_eval_gradgradcheck(shape):
+    c = shape[1]
+    rm, rv = running_stats(c, seed=4)
+    x, weight, bias = rand(*shape, seed=5), rand(c, seed=6), rand(c, seed=7)
+    assert minidl.gradgradcheck(lambda x, w, b: batch_norm(x, rm, rv, w, b), [x, weight, bias])
+
+
+def test_batch_norm_training_double_backward_is_not_implemented():
+    x, weight = rand(4, 3), rand(3, seed=1)
+    gx, = minidl.grad((batch_norm(x, None, None, weight, training=True) ** 2).sum(), [x],
+                      create_graph=True)
+    with pytest.raises(NotImplementedError, match="batch_norm: double backward"):
+        gx.sum().backward()
+
+
+@requires_torch
+@pytest.mark.parametrize('affine', AFFINE, ids=['weight+bias', 'weight', 'bias', 'plain'])
+@pytest.mark.parametrize('shape', [(8, 3), (4, 3, 5), (4, 3, 5, 6)], ids=str)
+def test_batch_norm_training_steps_match_torch(shape, affine):
+    """Three training steps with momentum 0.3: outputs, gradients of x, weight and bias, and
+    the running statistics after every step."""
+    c = shape[1]
+    rm, rv = running_stats(c, seed=8)
+    trm, trv = torch.tensor(rm), torch.tensor(rv)
+    for step in range(3):
+        x = rand(*shape, seed=10 + step)
+        weight, bias = affine_params(c, affine, seed=20 + step)
+        inputs = [x] + [p for p in (weight, bias) if p is not None]
+
+        def ours(x, *ps):
+            it = iter(ps)
+            return batch_norm(x, rm, rv, next(it) if affine[0] else None,
+                              next(it) if affine[1] else None, True, 0.3)
+
+        def theirs(x, *ps):
+            it = iter(ps)
+            return tF.batch_norm(x, trm, trv, next(it) if affine[0] else None,
+                                 next(it) if affine[1] else None, True, 0.3)
+
+        check_torch_parity(ours, theirs, inputs)
+        assert_parity(rm, trm)
+        assert_parity(rv, trv)
+
+
+@requires_torch
+@pytest.mark.parametrize('affine', AFFINE, ids=['weight+bias', 'weight', 'bias', 'plain'])
+@pytest.mark.parametrize('shape', [(8, 3), (4, 3, 5, 6)], ids=str)
+def test_batch_norm_eval_matches_torch(shape, affine):
+    c = shape[1]
+    rm, rv = running_stats(c, seed=9)
+    weight, bias = affine_params(c, affine, seed=30)
+    x = rand(*shape, seed=31)
+    inputs = [x] + [p for p in (weight, bias) if p is not None]
+
+    def split(ps):
+        it = iter(ps)
+        return next(it) if affine[0] else None, next(it) if affine[1] else None
+
+    check_torch_parity(lambda x, *ps: batch_norm(x, rm, rv, *split(ps), eps=1e-3),
+                       lambda x, *ps: tF.batch_norm(x, torch.tensor(rm), torch.tensor(rv),
+                                                    *split(ps), eps=1e-3), inputs)
+
+
+@requires_torch
+def test_batch_norm_training_without_running_stats_matches_torch():
+    x, weight, bias = rand(5, 4, 2, 3), rand(4, seed=1), rand(4, seed=2)
+    check_torch_parity(lambda *a: batch_norm(a[0], None, None, a[1], a[2], training=True),
+                       lambda *a: tF.batch_norm(a[0], None, None, a[1], a[2], training=True),
+                       [x, weight, bias])
+
+
+def test_batch_norm_updates_running_stats_in_place():
+    """Arrays are updated in place, and so is the ``.data`` of minidl Tensors (the same
+    array object), with the unbiased variance n/(n-1) in running_var."""
+    x = rand(4, 3, 2, 2, requires_grad=False)
+    rm, rv = running_stats(3, seed=12)
+    expected_mean = 0.9 * rm + 0.1 * x.numpy().mean(axis=(0, 2, 3))
+    expected_var = 0.9 * rv + 0.1 * x.numpy().var(axis=(0, 2, 3), ddof=1)
+    arrays = rm.copy(), rv.copy()
+    tensors = minidl.Tensor(rm.copy()), minidl.Tensor(rv.copy())
+    data = tensors[0].data, tensors[1].data
+    batch_norm(x, *arrays, training=True)
+    batch_norm(x, *tensors, training=True)
+    assert tensors[0].data is data[0] and tensors[1].data is data[1]
+    for got in (arrays, (tensors[0].numpy(), tensors[1].numpy())):
+        np.testing.assert_allclose(got[0], expected_mean, rtol=1e-14)
+        np.testing.assert_allclose(got[1], expected_var, rtol=1e-14)
+
+
+def test_batch_norm_eval_leaves_running_stats_alone():
+    rm, rv = running_stats(3, seed=13)
+    before = rm.copy(), rv.copy()
+    batch_norm(rand(4, 3), rm, rv, training=False)
+    np.testing.assert_array_equal(rm, before[0])
+    np.testing.assert_array_equal(rv, before[1])
+
+
+def test_batch_norm_training_stores_only_mean_and_inv_std():
+    x = rand(4, 3, 5, 5)
+    y = batch_norm(x, *running_stats(3), rand(3, seed=1), rand(3, seed=2), training=True)
+    saved = saved_arrays(y.grad_fn)
+    assert len(saved) == 2 and all(a.shape == (3,) for a in saved)
+    np.testing.assert_allclose(y.grad_fn.mean, x.numpy().mean(axis=(0, 2, 3)), rtol=1e-14)
+    np.testing.assert_allclose(y.grad_fn.inv_std,
+                               1 / np.sqrt(x.numpy().var(axis=(0, 2, 3)) + 1e-5), rtol=1e-14)
+
+
+@pytest.mark.parametrize('training', [True, False], ids=['train', 'eval'])
+def test_batch_norm_keeps_float32(training):
+    rng = np.random.default_rng(14)
+    x = minidl.Tensor(rng.standard_normal((4, 3, 5, 5)).astype(np.float32), requires_grad=True)
+    weight = minidl.Tensor(np.ones(3, np.float32), requires_grad=True)
+    bias = minidl.Tensor(np.zeros(3, np.float32), requires_grad=True)
+    rm, rv = np.zeros(3, np.float32), np.ones(3, np.float32)
+    y = batch_norm(x, rm, rv, weight, bias, training=training)
+    assert y.dtype == np.float32 and rm.dtype == np.float32 and rv.dtype == np.float32
+    y.sum().backward()
+    assert x.grad.dtype == weight.grad.dtype == bias.grad.dtype == np.float32
+
+
+@pytest.mark.parametrize('shape, kwargs, message', [
+    ((4,), {}, r"2-D \(N, C\).*got shape \(4,\)"),
+    ((2, 3, 2, 2, 2), {}, r"got shape \(2, 3, 2, 2, 2\)"),
+    ((4, 3), {'running_mean': np.zeros(4)}, r"running_mean must have shape \(3,\) for input "
+                                             r"shape \(4, 3\).*got \(4,\)"),
+    ((4, 3, 2, 2), {'running_var': np.ones((1, 3))}, r"running_var must have shape \(3,\).*"
+                                                     r"\(4, 3, 2, 2\).*got \(1, 3\)"),
+    ((4, 3), {'weight': np.ones(2)}, r"weight must have shape \(3,\).*\(4, 3\).*got \(2,\)"),
+    ((4, 3, 2, 2), {'bias': np.ones(4)}, r"bias must have shape \(3,\).*got \(4,\)"),
+    ((1, 3), {'training': True}, r"more than 1 value per channel.*\(1, 3\)"),
+    ((1, 3, 1, 1), {'training': True}, r"more than 1 value per channel.*\(1, 3, 1, 1\)"),
+    ((4, 3), {'running_mean': None}, r"running_mean and running_var are required when "
+                                     r"training=False"),
+])
+def test_batch_norm_rejects_bad_arguments(shape, kwargs, message):
+    args = {'running_mean': np.zeros(shape[1] if len(shape) > 1 else 1),
+            'running_var': np.ones(shape[1] if len(shape) > 1 else 1)}
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=f"batch_norm: .*{message}"):
+        batch_norm(minidl.Tensor(np.zeros(shape)), **args)
+
+
+def test_batch_norm_single_sample_is_fine_in_eval_mode():
+    rm, rv = running_stats(3, seed=15)
+    x = rand(1, 3, 1, 1)
+    y = batch_norm(x, rm, rv)
+    np.testing.assert_allclose(y.numpy().reshape(3), (x.numpy().reshape(3) - rm)
+                               / np.sqrt(rv + 1e-5), rtol=1e-14)
+
+
+assert PARITY_RTOL == 1e-9  # the parity tests above hold ours and PyTorch's to this

@@ -1,0 +1,269 @@
+"""max_pool2d and avg_pool2d: gradient checks (first and second order) in float64, parity
+with torch.nn.functional (forward, gradients, output sizes incl. ceil_mode), what max
+pooling stores for backward, dtypes and the errors for bad arguments."""
+import numpy as np
+import pytest
+
+import minidl
+from minidl import backend
+from minidl.functional.pooling import avg_pool2d, max_pool2d
+from helpers import assert_parity, check_torch_parity, rand, requires_torch, torch
+
+tF = torch.nn.functional if torch else None
+
+
+def distinct(*shape, seed=0):
+    """A float64 leaf whose values are all at least 0.05 apart, in random order: a
+    gradcheck perturbation (eps = 1e-6) can never change which element of a window is the
+    maximum, so max pooling is differentiable at every point the check visits."""
+    rng = np.random.default_rng(seed)
+    n = int(np.prod(shape))
+    values = (rng.permutation(n) + 0.5 * rng.random(n)) * 0.1 - 0.05 * n
+    return minidl.Tensor(values.reshape(shape), requires_grad=True)
+
+
+# (input shape, kernel_size, stride, padding, ceil_mode)
+MAX_CASES = [
+    ((2, 3, 6, 6), 2, None, 0, False),            # the classic 2x2/2, stride defaults to kernel
+    ((1, 2, 7, 7), 3, 2, 0, False),               # overlapping 3x3 stride 2 (AlexNet)
+    ((2, 2, 8, 8), 3, 2, 1, False),               # overlapping with padding
+    ((1, 2, 6, 6), 3, 2, 1, True),                # ceil_mode adds a 4th row/column of windows
+    ((1, 2, 8, 8), 3, 2, 0, True),                # ceil_mode, a window overhangs the bottom/right
+    ((1, 2, 5, 5), 2, 2, 1, True),                # ceil_mode, last window would start in padding
+    ((2, 1, 5, 8), (2, 3), (1, 2), (1, 0), False),  # non-square everything
+    ((1, 2, 6, 9), (3, 2), (2, 3), (1, 1), True),   # non-square, ceil_mode
+    ((1, 2, 7, 7), 2, 3, 0, False),               # stride > kernel: pixels no window reads
+    ((1, 3, 4, 5), 1, 1, 0, False),               # 1x1 kernel: the identity
+    ((2, 2, 3, 4), 4, 2, 0, True),                # ceil_mode, kernel overhangs the whole input
+]
+MAX_IDS = [f"{s}-k{k}-s{st}-p{p}-{'ceil' if c else 'floor'}" for s, k, st, p, c in MAX_CASES]
+
+# (input shape, kernel_size, stride, padding)
+AVG_CASES = [
+    ((2, 3, 6, 6), 2, None, 0),
+    ((1, 2, 7, 7), 3, 2, 0),
+    ((2, 2, 7, 7), 3, 2, 1),
+    ((2, 1, 5, 8), (2, 3), (1, 2), (1, 1)),
+    ((1, 2, 7, 7), 2, 3, 0),
+    ((1, 2, 5, 5), 3, 1, 1),
+]
+AVG_IDS = [f"{s}-k{k}-s{st}-p{p}" for s, k, st, p in AVG_CASES]
+
+
+# ----------------------------------------------------------------------------- max_pool2d
+@pytest.mark.parametrize('shape, kernel, stride, padding, ceil', MAX_CASES, ids=MAX_IDS)
+def test_max_pool2d_gradcheck(shape, kernel, stride, padding, ceil):
+    x = distinct(*shape)
+    assert minidl.gradcheck(lambda t: max_pool2d(t, kernel, stride, padding, ceil), [x])
+
+
+@pytest.mark.parametrize('shape, kernel, stride, padding, ceil',
+                         [MAX_CASES[i] for i in (1, 3, 6)], ids=[MAX_IDS[i] for i in (1, 3, 6)])
+def test_max_pool2d_gradgradcheck(shape, kernel, stride, padding, ceil):
+    x = distinct(*shape)
+    assert minidl.gradgradcheck(lambda t: max_pool2d(t, kernel, stride, padding, ceil), [x])
+
+
+def test_max_pool2d_third_order_through_grad_and_gather():
+    """The gradient of max pooling scatters (MaxPool2dGrad); differentiating that w.r.t. its
+    upstream gradient gathers (MaxPool2dGather); differentiating the gather scatters again."""
+    x = distinct(1, 2, 7, 7)
+    v = rand(1, 2, 3, 3, seed=2)
+    w = rand(*x.shape, seed=3)
+    u = rand(1, 2, 3, 3, seed=4, requires_grad=False)
+    gx, = minidl.grad(max_pool2d(x, 3, 2), [x], [v], create_graph=True)    # scatter(v)
+    gv, = minidl.grad((gx * w).sum(), [v], create_graph=True)              # gather(w)
+    gw, = minidl.grad((gv * u).sum(), [w])                                 # scatter(u)
+    x.grad = None
+    max_pool2d(x, 3, 2).backward(u)
+    np.testing.assert_array_equal(gw.numpy(), x.grad.numpy())
+    index = max_pool2d(x, 3, 2).grad_fn.index
+    cols = [w.numpy()[:, :, i:i + 5:2, j:j + 5:2] for i in range(3) for j in range(3)]
+    np.testing.assert_array_equal(gv.numpy(), np.choose(index, cols))
+
+
+@requires_torch
+@pytest.mark.parametrize('shape, kernel, stride, padding, ceil', MAX_CASES, ids=MAX_IDS)
+def test_max_pool2d_torch_parity(shape, kernel, stride, padding, ceil):
+    check_torch_parity(lambda t: max_pool2d(t, kernel, stride, padding, ceil),
+                       lambda t: tF.max_pool2d(t, kernel, stride, padding, ceil_mode=ceil),
+                       [rand(*shape, seed=4)])
+
+
+@requires_torch
+def test_max_pool2d_output_sizes_and_values_match_torch_over_a_grid():
+    """Every (size, kernel, stride, padding, ceil_mode) on a small grid: same output (or
+    both refuse), including PyTorch's rule that a ceil-mode window must start inside the
+    input or its left padding."""
+    rng = np.random.default_rng(5)
+    checked = 0
+    for h in (3, 4, 5, 6, 7):
+        for k in (1, 2, 3, 4):
+            for s in (1, 2, 3):
+                for p in (0, 1, 2):
+                    for ceil in (False, True):
+                        x = rng.standard_normal((1, 2, h, h + 1))
+                        try:
+                            theirs = tF.max_pool2d(torch.tensor(x), k, s, p, ceil_mode=ceil)
+                        except RuntimeError:
+                            theirs = None
+                        if theirs is None:
+                            with pytest.raises(ValueError, match='max_pool2d'):
+                                max_pool2d(minidl.Tensor(x), k, s, p, ceil)
+                            continue
+                        ours = max_pool2d(minidl.Tensor(x), k, s, p, ceil)
+                        assert ours.shape == tuple(theirs.shape), (h, k, s, p, ceil)
+                        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+                        checked += 1
+    assert checked > 200
+
+
+def test_max_pool2d_ceil_mode_output_sizes():
+    x = minidl.Tensor(np.zeros((1, 1, 6, 5)))
+    assert max_pool2d(x, 3, 2, 1).shape == (1, 1, 3, 3)
+    assert max_pool2d(x, 3, 2, 1, ceil_mode=True).shape == (1, 1, 4, 3)
+    # H = 5, k = 2, s = 2, p = 1: ceil((5 + 2 - 2) / 2) + 1 = 4 windows, but the 4th would
+    # start at row 6 of the padded input, past the input and its left padding: dropped.
+    assert max_pool2d(minidl.Tensor(np.zeros((1, 1, 5, 5))), 2, 2, 1, True).shape == (1, 1, 3, 3)
+    # ceil((3 - 4) / 2) + 1 = 1: in ceil mode a 4x4 kernel may overhang a 3x4 input (as in
+    # PyTorch); in floor mode it may not.
+    x = minidl.Tensor(np.arange(12.0).reshape(1, 1, 3, 4))
+    np.testing.assert_array_equal(max_pool2d(x, 4, 2, ceil_mode=True).numpy(), [[[[11.0]]]])
+    with pytest.raises(ValueError, match=r"max_pool2d: kernel size \(4, 4\) is larger"):
+        max_pool2d(x, 4, 2)
+
+
+def test_max_pool2d_first_maximum_wins_ties():
+    x = minidl.Tensor(np.array([[[[1., 2., 2.],
+                                  [2., 0., 2.],
+                                  [2., 2., 2.]]]]), requires_grad=True)
+    y = max_pool2d(x, 2, 1)
+    np.testing.assert_array_equal(y.numpy(), [[[[2., 2.], [2., 2.]]]])
+    y.sum().backward()
+    # windows (row-major): first 2 at (0,1), (0,1), (1,0), (1,2)
+    np.testing.assert_array_equal(x.grad.numpy(), [[[[0., 2., 0.],
+                                                     [1., 0., 1.],
+                                                     [0., 0., 0.]]]])
+
+
+@requires_torch
+def test_max_pool2d_ties_route_gradient_like_torch():
+    x = minidl.Tensor(np.random.default_rng(6).integers(0, 3, (2, 3, 9, 9)).astype(np.float64),
+                      requires_grad=True)
+    for args in ((3, 2, 1, False), (2, 1, 0, False), (3, 2, 0, True)):
+        x.grad = None
+        check_torch_parity(lambda t: max_pool2d(t, *args),
+                           lambda t: tF.max_pool2d(t, args[0], args[1], args[2], ceil_mode=args[3]),
+                           [x])
+
+
+@requires_torch
+def test_max_pool2d_nan_propagates_like_torch():
+    x = rand(1, 2, 5, 5, seed=7)
+    x.data[0, 0, 1, 2] = x.data[0, 1, 0, 0] = x.data[0, 1, 3, 3] = np.nan
+    tx = torch.tensor(x.numpy(), requires_grad=True)
+    y = max_pool2d(x, 3, 2, 1)
+    ty = tF.max_pool2d(tx, 3, 2, 1)
+    np.testing.assert_array_equal(y.numpy(), ty.detach().numpy())  # NaN in the same places
+    g = np.random.default_rng(8).standard_normal(y.shape)
+    y.backward(minidl.Tensor(g))
+    ty.backward(torch.tensor(g))
+    assert_parity(x.grad, tx.grad)  # the gradient reaches the first NaN of each window
+
+
+def test_max_pool2d_stores_only_a_small_argmax():
+    """Backward keeps one uint8 per output element (the window position of the max), no
+    float array: not the input, not its padded copy, not the windows."""
+    x = rand(2, 3, 9, 9)
+    y = max_pool2d(x, 3, 2, 1)
+    saved = [v for v in vars(y.grad_fn).values() if backend.is_array(v)]
+    assert len(saved) == 1
+    assert saved[0].dtype == np.uint8 and saved[0].shape == y.shape
+    assert int(saved[0].max()) <= 8
+
+
+def test_max_pool2d_large_window_uses_wider_index():
+    x = distinct(1, 2, 17, 17)
+    y = max_pool2d(x, 17)            # 289 positions do not fit in a byte
+    assert y.grad_fn.index.dtype == np.uint16
+    y.sum().backward()
+    expected = (x.numpy() == x.numpy().max(axis=(2, 3), keepdims=True)).astype(np.float64)
+    np.testing.assert_array_equal(x.grad.numpy(), expected)
+
+
+def test_max_pool2d_under_no_grad_matches():
+    x = rand(2, 3, 8, 8, seed=9)
+    y = max_pool2d(x, 3, 2, 1, True)
+    with minidl.no_grad():
+        z = max_pool2d(x, 3, 2, 1, True)
+    assert z.grad_fn is None
+    np.testing.assert_array_equal(y.numpy(), z.numpy())
+
+
+def test_max_pool2d_keeps_float32():
+    x = minidl.Tensor(np.random.default_rng(10).standard_normal((2, 3, 8, 8)).astype(np.float32),
+                      requires_grad=True)
+    y = max_pool2d(x, 3, 2, 1)
+    assert y.dtype == np.float32
+    y.sum().backward()
+    assert x.grad.dtype == np.float32
+
+
+# ----------------------------------------------------------------------------- avg_pool2d
+@pytest.mark.parametrize('shape, kernel, stride, padding', AVG_CASES, ids=AVG_IDS)
+def test_avg_pool2d_gradcheck(shape, kernel, stride, padding):
+    assert minidl.gradcheck(lambda t: avg_pool2d(t, kernel, stride, padding), [rand(*shape)])
+
+
+@pytest.mark.parametrize('shape, kernel, stride, padding',
+                         [AVG_CASES[i] for i in (2, 3)], ids=[AVG_IDS[i] for i in (2, 3)])
+def test_avg_pool2d_gradgradcheck(shape, kernel, stride, padding):
+    assert minidl.gradgradcheck(lambda t: avg_pool2d(t, kernel, stride, padding),
+                                [rand(*shape)])
+
+
+@requires_torch
+@pytest.mark.parametrize('shape, kernel, stride, padding', AVG_CASES, ids=AVG_IDS)
+def test_avg_pool2d_torch_parity(shape, kernel, stride, padding):
+    check_torch_parity(lambda t: avg_pool2d(t, kernel, stride, padding),
+                       lambda t: tF.avg_pool2d(t, kernel, stride, padding),
+                       [rand(*shape, seed=11)])
+
+
+def test_avg_pool2d_counts_padding_in_the_divisor():
+    x = minidl.Tensor(np.ones((1, 1, 2, 2)))
+    np.testing.assert_allclose(avg_pool2d(x, 3, 1, 1).numpy(), np.full((1, 1, 2, 2), 4 / 9))
+
+
+def test_avg_pool2d_keeps_float32_and_stores_nothing():
+    x = minidl.Tensor(np.random.default_rng(12).standard_normal((2, 3, 7, 7)).astype(np.float32),
+                      requires_grad=True)
+    y = avg_pool2d(x, 3, 2, 1)
+    assert y.dtype == np.float32
+    assert not [v for v in vars(y.grad_fn).values() if backend.is_array(v)]
+    y.sum().backward()
+    assert x.grad.dtype == np.float32
+
+
+# ----------------------------------------------------------------------------- errors
+BAD_ARGS = [
+    ((2, 3, 4), 2, None, 0, r"4-D input.*\(2, 3, 4\)"),
+    ((1, 1, 3, 3), 4, None, 0, r"larger than the padded input 3x3.*\(1, 1, 3, 3\)"),
+    ((1, 1, 3, 3), (2, 6), 1, (0, 1), r"larger than the padded input 3x5.*\(1, 1, 3, 3\)"),
+    ((1, 1, 4, 4), 0, None, 0, r"kernel_size must be positive"),
+    ((1, 1, 4, 4), (2, -1), None, 0, r"kernel_size must be positive"),
+    ((1, 1, 4, 4), 2, 0, 0, r"stride must be positive"),
+    ((1, 1, 4, 4), 2, None, -1, r"padding must be non-negative"),
+    ((1, 1, 4, 4), 3, None, 2, r"padding \(2, 2\) must be at most half the kernel size "
+                               r"\(3, 3\).*\(1, 1, 4, 4\)"),
+    ((1, 1, 4, 4), (2, 2, 2), None, 0, r"kernel_size must be an int or a pair"),
+    ((1, 1, 4, 4), 2.0, None, 0, r"kernel_size must be an int or a pair"),
+]
+
+
+@pytest.mark.parametrize('op', ['max_pool2d', 'avg_pool2d'])
+@pytest.mark.parametrize('shape, kernel, stride, padding, message', BAD_ARGS)
+def test_pooling_rejects_bad_arguments(op, shape, kernel, stride, padding, message):
+    fn = max_pool2d if op == 'max_pool2d' else avg_pool2d
+    with pytest.raises(ValueError, match=f"{op}: .*{message}"):
+        fn(minidl.Tensor(np.zeros(shape)), kernel, stride, padding)
