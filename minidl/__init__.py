@@ -12,7 +12,11 @@ from . import backend, cuda
 from .tensor import (Tensor, Function, tensor, as_tensor, no_grad, enable_grad,
                      set_grad_enabled, is_grad_enabled, grad)
 from . import functional
+from . import nn
+from . import optim
+from .nn import summary
 from .random import manual_seed
 from .gradcheck import gradcheck, gradgradcheck, GradcheckError
+from .serialization import save, load
 
 __version__ = '0.1.0'

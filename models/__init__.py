@@ -1,2 +1,44 @@
-"""Model zoo (AlexNet, VGG) built only from minidl layers: arrives with the layers/models
-issue; this package is empty until then."""
+"""The model zoo, built only from ``minidl.nn``: ``models.build(name)``, ``models.names()``."""
+from functools import partial
+
+from .alexnet import AlexNet, AlexNetCIFAR, AlexNetCIFAR2Class
+from .vgg import VGG
+
+_IMAGENET, _CIFAR = 1000, 10
+
+# name: (constructor, default number of classes)
+_REGISTRY = {
+    'alexnet': (AlexNet, _IMAGENET),
+    'alexnet-2gpu': (partial(AlexNet, two_gpu=True), _IMAGENET),
+    'alexnet-cifar': (AlexNetCIFAR, _CIFAR),
+    'alexnet-cifar-2class': (AlexNetCIFAR2Class, 2),
+    'vgg-a': (partial(VGG, 'A'), _IMAGENET),
+    'vgg-a-lrn': (partial(VGG, 'A', lrn=True), _IMAGENET),
+    'vgg-b': (partial(VGG, 'B'), _IMAGENET),
+    'vgg-c': (partial(VGG, 'C'), _IMAGENET),
+    'vgg-d': (partial(VGG, 'D'), _IMAGENET),
+    'vgg-e': (partial(VGG, 'E'), _IMAGENET),
+    'vgg11': (partial(VGG, 'A'), _IMAGENET),
+    'vgg13': (partial(VGG, 'B'), _IMAGENET),
+    'vgg16': (partial(VGG, 'D'), _IMAGENET),
+    'vgg19': (partial(VGG, 'E'), _IMAGENET),
+    'vgg11-cifar': (partial(VGG, 'A', cifar=True), _CIFAR),
+    'vgg16-cifar': (partial(VGG, 'D', cifar=True), _CIFAR),
+    'vgg11-bn-cifar': (partial(VGG, 'A', cifar=True, batch_norm=True), _CIFAR),
+    'vgg16-bn-cifar': (partial(VGG, 'D', cifar=True, batch_norm=True), _CIFAR),
+}
+
+INPUT_SIZE = {name: 32 if ('cifar' in name) else 224 for name in _REGISTRY}
+
+
+def names():
+    """Every model name ``build`` accepts."""
+    return list(_REGISTRY)
+
+
+def build(name, num_classes=None, **kwargs):
+    """A new model by name, e.g. ``build('vgg16-bn-cifar', num_classes=10)``."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown model {name!r}; known models: {', '.join(_REGISTRY)}")
+    constructor, default_classes = _REGISTRY[name]
+    return constructor(num_classes=num_classes or default_classes, **kwargs)

@@ -1,0 +1,100 @@
+"""Weight initialisation, in place, with PyTorch's names and formulas.
+
+For a weight of shape (out, in, *kernel): fan_in = in * prod(kernel), fan_out = out *
+prod(kernel). Random numbers come from minidl's generator (``minidl.manual_seed``).
+
+- ``kaiming_uniform_`` / ``kaiming_normal_`` (He et al. 2015): std = gain / sqrt(fan), with
+  gain = sqrt(2 / (1 + a^2)) for (leaky) ReLU; uniform bound = sqrt(3) * std.
+- ``xavier_uniform_`` / ``xavier_normal_`` (Glorot & Bengio 2010):
+  std = gain * sqrt(2 / (fan_in + fan_out)).
+- The AlexNet paper: ``normal_(w, 0, 0.01)`` for weights, ``constant_(b, 1)`` or ``zeros_``.
+"""
+import math
+
+import numpy as np
+
+from .. import random
+
+
+def _fill(tensor, array):
+    """Write ``array`` (on the tensor's device) into the tensor, cast to its dtype."""
+    tensor.data[...] = array
+    return tensor
+
+
+def _fans(tensor):
+    if tensor.ndim < 2:
+        raise ValueError(f"init: fan in/out need at least 2 dimensions, got shape {tensor.shape}")
+    receptive = int(np.prod(tensor.shape[2:])) if tensor.ndim > 2 else 1
+    return tensor.shape[1] * receptive, tensor.shape[0] * receptive
+
+
+def calculate_gain(nonlinearity, param=None):
+    """The recommended gain for a nonlinearity (as ``torch.nn.init.calculate_gain``)."""
+    if nonlinearity in ('linear', 'conv2d', 'sigmoid', 'identity'):
+        return 1.0
+    if nonlinearity == 'tanh':
+        return 5.0 / 3
+    if nonlinearity == 'relu':
+        return math.sqrt(2.0)
+    if nonlinearity == 'leaky_relu':
+        slope = 0.01 if param is None else param
+        return math.sqrt(2.0 / (1 + slope ** 2))
+    raise ValueError(f"calculate_gain: unknown nonlinearity {nonlinearity!r}")
+
+
+def uniform_(tensor, a=0.0, b=1.0):
+    u = random.rand(tensor.shape, np.float64, tensor.device)
+    return _fill(tensor, a + (b - a) * u)
+
+
+def normal_(tensor, mean=0.0, std=1.0):
+    return _fill(tensor, mean + std * random.randn(tensor.shape, np.float64, tensor.device))
+
+
+def constant_(tensor, value):
+    tensor.data[...] = value
+    return tensor
+
+
+def zeros_(tensor):
+    return constant_(tensor, 0)
+
+
+def ones_(tensor):
+    return constant_(tensor, 1)
+
+
+def _kaiming_std(tensor, a, mode, nonlinearity):
+    fan_in, fan_out = _fans(tensor)
+    fan = {'fan_in': fan_in, 'fan_out': fan_out}[mode]
+    return calculate_gain(nonlinearity, a) / math.sqrt(fan)
+
+
+def kaiming_uniform_(tensor, a=0.0, mode='fan_in', nonlinearity='leaky_relu'):
+    bound = math.sqrt(3.0) * _kaiming_std(tensor, a, mode, nonlinearity)
+    return uniform_(tensor, -bound, bound)
+
+
+def kaiming_normal_(tensor, a=0.0, mode='fan_in', nonlinearity='leaky_relu'):
+    return normal_(tensor, 0.0, _kaiming_std(tensor, a, mode, nonlinearity))
+
+
+def xavier_uniform_(tensor, gain=1.0):
+    fan_in, fan_out = _fans(tensor)
+    bound = math.sqrt(3.0) * gain * math.sqrt(2.0 / (fan_in + fan_out))
+    return uniform_(tensor, -bound, bound)
+
+
+def xavier_normal_(tensor, gain=1.0):
+    fan_in, fan_out = _fans(tensor)
+    return normal_(tensor, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)))
+
+
+def default_init_(weight, bias=None):
+    """PyTorch's default for Linear and Conv2d: kaiming_uniform_(a=sqrt(5)), i.e. weights
+    and biases uniform in +-1/sqrt(fan_in)."""
+    kaiming_uniform_(weight, a=math.sqrt(5))
+    if bias is not None:
+        bound = 1 / math.sqrt(_fans(weight)[0])
+        uniform_(bias, -bound, bound)

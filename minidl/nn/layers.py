@@ -1,0 +1,226 @@
+"""Layers: thin Modules around ``minidl.functional``, holding parameters and options.
+
+Parameter shapes and default initialisation follow PyTorch: Conv2d weight
+(out, in/groups, kh, kw), Linear weight (out, in), both uniform in +-1/sqrt(fan_in).
+Parameters are float32; ``model.double()`` converts them.
+"""
+import numpy as np
+
+from .. import functional as F
+from . import init
+from .module import Module, Parameter
+
+
+def _pair(v, name, layer):
+    pair = (v, v) if isinstance(v, (int, np.integer)) else tuple(v)
+    if len(pair) != 2 or not all(isinstance(i, (int, np.integer)) for i in pair):
+        raise ValueError(f"{layer}: {name} must be an int or a pair of ints, got {v!r}")
+    return tuple(int(i) for i in pair)
+
+
+def _empty(*shape):
+    return Parameter(np.empty(shape, dtype=np.float32))
+
+
+class Linear(Module):
+    """y = x W^T + b with W (out_features, in_features), b (out_features,)."""
+
+    def __init__(self, in_features, out_features, bias=True):
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self.weight = _empty(out_features, in_features)
+        self.register_parameter('bias', _empty(out_features) if bias else None)
+        init.default_init_(self.weight, self.bias)
+
+    def forward(self, x):
+        return F.linear(x, self.weight, self.bias)
+
+    def extra_repr(self):
+        return f"in_features={self.in_features}, out_features={self.out_features}, " \
+               f"bias={self.bias is not None}"
+
+
+class Conv2d(Module):
+    """2-D convolution over NCHW input; weight (out, in/groups, kh, kw), bias (out,)."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 dilation=1, groups=1, bias=True):
+        super().__init__()
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(f"Conv2d: in_channels {in_channels} and out_channels "
+                             f"{out_channels} must both be divisible by groups {groups}")
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        self.kernel_size = _pair(kernel_size, 'kernel_size', 'Conv2d')
+        self.stride = _pair(stride, 'stride', 'Conv2d')
+        self.padding = _pair(padding, 'padding', 'Conv2d')
+        self.dilation = _pair(dilation, 'dilation', 'Conv2d')
+        self.weight = _empty(out_channels, in_channels // groups, *self.kernel_size)
+        self.register_parameter('bias', _empty(out_channels) if bias else None)
+        init.default_init_(self.weight, self.bias)
+
+    def forward(self, x):
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
+                        self.groups)
+
+    def extra_repr(self):
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, " \
+            f"stride={self.stride}"
+        if any(self.padding):
+            s += f", padding={self.padding}"
+        if self.dilation != (1, 1):
+            s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        return s + ('' if self.bias is not None else ', bias=False')
+
+
+class ReLU(Module):
+    def forward(self, x):
+        return F.relu(x)
+
+
+class Tanh(Module):
+    def forward(self, x):
+        return F.tanh(x)
+
+
+class Sigmoid(Module):
+    def forward(self, x):
+        return F.sigmoid(x)
+
+
+class Identity(Module):
+    def forward(self, x):
+        return x
+
+
+class Flatten(Module):
+    """(N, C, H, W) -> (N, C*H*W) by default (dims start_dim..end_dim merged)."""
+
+    def __init__(self, start_dim=1, end_dim=-1):
+        super().__init__()
+        self.start_dim, self.end_dim = start_dim, end_dim
+
+    def forward(self, x):
+        return F.flatten(x, self.start_dim, self.end_dim)
+
+
+class Dropout(Module):
+    """Inverted dropout with probability ``p`` in training mode, identity in eval mode."""
+
+    def __init__(self, p=0.5):
+        super().__init__()
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"Dropout: p must be in [0, 1], got {p}")
+        self.p = p
+
+    def forward(self, x):
+        return F.dropout(x, self.p, self.training)
+
+    def extra_repr(self):
+        return f"p={self.p}"
+
+
+class MaxPool2d(Module):
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False):
+        super().__init__()
+        self.kernel_size, self.stride = kernel_size, stride if stride is not None else kernel_size
+        self.padding, self.ceil_mode = padding, ceil_mode
+
+    def forward(self, x):
+        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode)
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}" \
+               + (', ceil_mode=True' if self.ceil_mode else '')
+
+
+class AvgPool2d(Module):
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__()
+        self.kernel_size, self.stride = kernel_size, stride if stride is not None else kernel_size
+        self.padding = padding
+
+    def forward(self, x):
+        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding)
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class LocalResponseNorm(Module):
+    """b_i = a_i / (k + alpha * sum_{j near i} a_j^2)^beta across channels: the AlexNet
+    paper's formula (PyTorch's layer divides alpha by size; ours does not)."""
+
+    def __init__(self, size=5, alpha=1e-4, beta=0.75, k=2.0):
+        super().__init__()
+        self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
+
+    def forward(self, x):
+        return F.local_response_norm(x, self.size, self.alpha, self.beta, self.k)
+
+    def extra_repr(self):
+        return f"size={self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
+
+
+class _BatchNorm(Module):
+    """Batch normalisation over all axes but the channel axis (1).
+
+    Training: normalise with the batch statistics and update ``running_mean`` /
+    ``running_var`` (unbiased) with ``momentum``; eval: use the running statistics.
+    """
+    ranks = ()
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
+                 track_running_stats=True):
+        super().__init__()
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.register_parameter('weight', Parameter(np.ones(num_features, np.float32))
+                                if affine else None)
+        self.register_parameter('bias', Parameter(np.zeros(num_features, np.float32))
+                                if affine else None)
+        self.register_buffer('running_mean', np.zeros(num_features, np.float32)
+                             if track_running_stats else None)
+        self.register_buffer('running_var', np.ones(num_features, np.float32)
+                             if track_running_stats else None)
+
+    def forward(self, x):
+        if x.ndim not in self.ranks:
+            raise ValueError(f"{type(self).__name__}: expected a {' or '.join(map(str, self.ranks))}"
+                             f"-D input, got shape {x.shape}")
+        use_batch_stats = self.training or self.running_mean is None
+        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                            use_batch_stats, self.momentum, self.eps)
+
+    def extra_repr(self):
+        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch norm for (N, C) inputs."""
+    ranks = (2,)
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch norm for (N, C, H, W) inputs, statistics per channel over N, H, W."""
+    ranks = (4,)
+
+
+class Softmax(Module):
+    def __init__(self, axis=-1):
+        super().__init__()
+        self.axis = axis
+
+    def forward(self, x):
+        return F.softmax(x, self.axis)
+
+
+class CrossEntropyLoss(Module):
+    """``loss = CrossEntropyLoss()(logits, target)``: F.softmax_cross_entropy as a module."""
+
+    def __init__(self, label_smoothing=0.0, reduction='mean'):
+        super().__init__()
+        self.label_smoothing, self.reduction = label_smoothing, reduction
+
+    def forward(self, logits, target):
+        return F.softmax_cross_entropy(logits, target, self.label_smoothing, self.reduction)

@@ -1,0 +1,80 @@
+"""Adam and AdamW, as ``torch.optim.Adam`` and ``torch.optim.AdamW`` (same arithmetic)."""
+from .. import backend
+from .optimizer import Optimizer
+
+
+class Adam(Optimizer):
+    r"""Adam (Kingma & Ba, 2015) with optional L2 weight decay.
+
+    For each parameter ``p`` with gradient ``g``, at step t = 1, 2, ... (m_0 = v_0 = 0)::
+
+        g   <- g + weight_decay * p                       (if weight_decay != 0)
+        m_t  = beta1 * m_{t-1} + (1 - beta1) * g
+        v_t  = beta2 * v_{t-1} + (1 - beta2) * g^2
+        p   <- p - lr / (1 - beta1^t) * m_t / (sqrt(v_t) / sqrt(1 - beta2^t) + eps)
+
+    Evaluated in PyTorch's order: ``m`` as ``lerp(m, g, 1 - beta1)``, then
+    ``step_size = lr / (1 - beta1^t)``, ``denom = sqrt(v) / sqrt(1 - beta2^t) + eps`` and
+    ``p += (-step_size * m) / denom``. ``state[p]`` holds ``step``, ``exp_avg`` (m) and
+    ``exp_avg_sq`` (v).
+    """
+    _state_keys = ('step', 'exp_avg', 'exp_avg_sq')
+    _scalar_state = ('step',)
+    _decoupled_weight_decay = False
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
+
+    def _check_group(self, group):
+        self._check_nonnegative(group, 'lr', 'eps', 'weight_decay')
+        betas = group['betas']
+        if len(betas) != 2 or not all(0 <= beta < 1 for beta in betas):
+            raise ValueError(f"{self._name}: invalid betas {betas!r} (two numbers in [0, 1))")
+
+    def _update(self, p, grad, group, state):
+        lr, eps = float(group['lr']), float(group['eps'])
+        weight_decay = float(group['weight_decay'])
+        beta1, beta2 = (float(beta) for beta in group['betas'])
+        if not state:
+            xp = backend.get_array_module(p.data)
+            state.update(step=0, exp_avg=xp.zeros_like(p.data), exp_avg_sq=xp.zeros_like(p.data))
+        m, v = state['exp_avg'], state['exp_avg_sq']
+        state['step'] = step = state['step'] + 1
+
+        if weight_decay != 0:
+            if self._decoupled_weight_decay:
+                p.data *= 1 - lr * weight_decay
+            else:
+                grad = grad + weight_decay * p.data
+        _lerp_(m, grad, 1 - beta1)
+        v *= beta2
+        v += (1 - beta2) * grad * grad
+
+        bias_correction1 = 1 - beta1 ** step
+        bias_correction2 = 1 - beta2 ** step
+        step_size = lr / bias_correction1
+        denom = backend.get_array_module(v).sqrt(v) / bias_correction2 ** 0.5
+        denom += eps
+        p.data += -step_size * m / denom
+
+
+class AdamW(Adam):
+    r"""Adam with decoupled weight decay (Loshchilov & Hutter, 2019).
+
+    As Adam without the L2 term in ``g``; instead, before the moments are updated::
+
+        p   <- p * (1 - lr * weight_decay)
+    """
+    _decoupled_weight_decay = True
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+
+
+def _lerp_(start, end, weight):
+    """start <- start + weight * (end - start) in place, computed as torch.lerp does: from
+    ``end`` as ``end - (end - start) * (1 - weight)`` when |weight| >= 0.5."""
+    if abs(weight) < 0.5:
+        start += weight * (end - start)
+    else:
+        start[...] = end - (end - start) * (1 - weight)

@@ -1,0 +1,47 @@
+"""Stochastic gradient descent with momentum, as ``torch.optim.SGD``."""
+from .. import backend
+from .optimizer import Optimizer, required
+
+
+class SGD(Optimizer):
+    r"""SGD with optional momentum, dampening, Nesterov momentum and L2 weight decay.
+
+    For each parameter ``p`` with gradient ``g``, at step t = 1, 2, ...::
+
+        g   <- g + weight_decay * p                                  (if weight_decay != 0)
+        b_1  = g,   b_t = momentum * b_{t-1} + (1 - dampening) * g   (if momentum != 0)
+        g   <- g + momentum * b_t   (nesterov)   or   b_t
+        p   <- p - lr * g
+
+    The first buffer is the gradient itself (no dampening), as in PyTorch; it is kept in
+    ``state[p]['momentum_buffer']``.
+    """
+    _state_keys = ('momentum_buffer',)
+
+    def __init__(self, params, lr=required, momentum=0, dampening=0, weight_decay=0,
+                 nesterov=False):
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
+                                      weight_decay=weight_decay, nesterov=nesterov))
+
+    def _check_group(self, group):
+        self._check_nonnegative(group, 'lr', 'momentum', 'weight_decay')
+        if group['nesterov'] and (group['momentum'] <= 0 or group['dampening'] != 0):
+            raise ValueError(f"SGD: Nesterov momentum requires a momentum > 0 and zero "
+                             f"dampening, got momentum={group['momentum']!r}, "
+                             f"dampening={group['dampening']!r}")
+
+    def _update(self, p, grad, group, state):
+        lr, momentum = float(group['lr']), float(group['momentum'])
+        weight_decay, dampening = float(group['weight_decay']), float(group['dampening'])
+        if weight_decay != 0:
+            grad = grad + weight_decay * p.data
+        if momentum != 0:
+            buf = state.get('momentum_buffer')
+            if buf is None:
+                xp = backend.get_array_module(grad)
+                buf = state['momentum_buffer'] = xp.array(grad)  # a copy; 0-d stays an array
+            else:
+                buf *= momentum
+                buf += (1 - dampening) * grad
+            grad = grad + momentum * buf if group['nesterov'] else buf
+        p.data += -lr * grad
