@@ -79,11 +79,19 @@ def torch_step(fn, x_shape, w_shape, rng):
     return step
 
 
+def cpu_name():
+    try:
+        with open('/proc/cpuinfo') as f:
+            return next(l.split(':', 1)[1].strip() for l in f if l.startswith('model name'))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
 def header():
     versions = f"numpy {np.__version__}, minidl {minidl.__version__}"
     if torch:
         versions += f", torch {torch.__version__} ({torch.get_num_threads()} threads)"
-    return (f"# {datetime.date.today()} | {platform.processor() or platform.machine()} | "
+    return (f"# {datetime.date.today()} | {cpu_name()} | "
             f"{os.cpu_count()} cores | Python {platform.python_version()} | {versions}")
 
 
