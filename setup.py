@@ -8,6 +8,7 @@ setup(
     long_description_content_type='text/markdown',
     packages=find_packages(include=['minidl', 'minidl.*', 'models', 'models.*']),
     python_requires='>=3.9',
+    entry_points={'console_scripts': ['minidl = minidl.cli:main']},
     install_requires=['numpy>=1.22'],
     extras_require={
         'gpu': ['cupy-cuda12x>=13'],

@@ -1,10 +1,7 @@
-"""``python -m minidl demo``: see minidl/demo.py."""
+"""``python -m minidl ...`` is the ``minidl`` command (see minidl/cli.py)."""
 import sys
 
-from .demo import main
+from .cli import main
 
 if __name__ == '__main__':
-    args = sys.argv[1:]
-    if not args or args[0] != 'demo':
-        sys.exit("usage: python -m minidl demo [--epochs N] [--seed S]")
-    main(args[1:])
+    sys.exit(main())

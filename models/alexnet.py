@@ -30,16 +30,28 @@ def paper_init_(model, biases_one):
             nn.init.constant_(m.bias, 1.0 if m in biases_one else 0.0)
 
 
+def he_init_(model):
+    """He et al. (2015) initialisation for ReLU networks: weights N(0, 2/fan_in), biases 0,
+    so each layer keeps the variance of the signal. Deep ReLU stacks then start learning at
+    once, where PyTorch's default (+-1/sqrt(fan_in), a third of that variance) shrinks the
+    signal layer by layer."""
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.kaiming_normal_(m.weight, nonlinearity='relu')
+            nn.init.zeros_(m.bias)
+
+
 class AlexNet(nn.Module):
     """The ImageNet AlexNet; ``two_gpu=True`` reproduces the original two-GPU connectivity
     with grouped convolutions; ``init='paper'`` uses the paper's initialisation."""
 
-    def __init__(self, num_classes=1000, two_gpu=False, init='default', dropout=0.5):
+    def __init__(self, num_classes=1000, two_gpu=False, init='default', dropout=0.5,
+                 in_channels=3):
         super().__init__()
         g = 2 if two_gpu else 1
         lrn = lambda: nn.LocalResponseNorm(5, 1e-4, 0.75, 2.0)  # noqa: E731
         self.features = nn.Sequential(
-            nn.Conv2d(3, 96, 11, stride=4, padding=2), nn.ReLU(), lrn(), nn.MaxPool2d(3, 2),
+            nn.Conv2d(in_channels, 96, 11, stride=4, padding=2), nn.ReLU(), lrn(), nn.MaxPool2d(3, 2),
             nn.Conv2d(96, 256, 5, padding=2, groups=g), nn.ReLU(), lrn(), nn.MaxPool2d(3, 2),
             nn.Conv2d(256, 384, 3, padding=1), nn.ReLU(),
             nn.Conv2d(384, 384, 3, padding=1, groups=g), nn.ReLU(),
@@ -64,12 +76,13 @@ class AlexNetCIFAR(nn.Module):
     7 -pool-> 3: 256*3*3 = 2304 features -> FC 1024 -> FC 1024 -> classes.
     """
 
-    def __init__(self, num_classes=10, lrn=True, dropout=0.5, width=1.0):
+    def __init__(self, num_classes=10, lrn=True, dropout=0.5, width=1.0, in_channels=3,
+                 init='he'):
         super().__init__()
         c1, c2, c3, c4, c5 = (max(8, int(c * width)) for c in (64, 192, 384, 256, 256))
         norm = (lambda: nn.LocalResponseNorm(5, 1e-4, 0.75, 2.0)) if lrn else nn.Identity
         self.features = nn.Sequential(
-            nn.Conv2d(3, c1, 3, padding=1), nn.ReLU(), norm(), nn.MaxPool2d(3, 2),
+            nn.Conv2d(in_channels, c1, 3, padding=1), nn.ReLU(), norm(), nn.MaxPool2d(3, 2),
             nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU(), norm(), nn.MaxPool2d(3, 2),
             nn.Conv2d(c2, c3, 3, padding=1), nn.ReLU(),
             nn.Conv2d(c3, c4, 3, padding=1), nn.ReLU(),
@@ -78,6 +91,8 @@ class AlexNetCIFAR(nn.Module):
             nn.Dropout(dropout), nn.Linear(c5 * 3 * 3, 1024), nn.ReLU(),
             nn.Dropout(dropout), nn.Linear(1024, 1024), nn.ReLU(),
             nn.Linear(1024, num_classes))
+        if init == 'he':
+            he_init_(self)
 
     def forward(self, x):
         return self.classifier(self.features(x).flatten())
@@ -90,10 +105,10 @@ class AlexNetCIFAR2Class(nn.Module):
     32 -> 32 -pool-> 16 -> 16 -pool-> 8 -> 8 -> 8 -> 8 -pool-> 4: 128*4*4 = 2048 features.
     """
 
-    def __init__(self, num_classes=2, dropout=0.5):
+    def __init__(self, num_classes=2, dropout=0.5, in_channels=3, init='he'):
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(3, 48, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, 2),
+            nn.Conv2d(in_channels, 48, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, 2),
             nn.Conv2d(48, 128, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2, 2),
             nn.Conv2d(128, 128, 3, padding=1), nn.ReLU(),
             nn.Conv2d(128, 128, 3, padding=1), nn.ReLU(),
@@ -101,6 +116,8 @@ class AlexNetCIFAR2Class(nn.Module):
         self.classifier = nn.Sequential(
             nn.Dropout(dropout), nn.Linear(128 * 4 * 4, 200), nn.ReLU(),
             nn.Linear(200, 30), nn.ReLU(), nn.Linear(30, num_classes))
+        if init == 'he':
+            he_init_(self)
 
     def forward(self, x):
         return self.classifier(self.features(x).flatten())

@@ -22,8 +22,8 @@ CONFIGS = {
 }
 
 
-def make_features(config, batch_norm=False, lrn_after_first=False):
-    layers, channels = [], 3
+def make_features(config, batch_norm=False, lrn_after_first=False, in_channels=3):
+    layers, channels = [], in_channels
     for item in config:
         if item == 'M':
             layers.append(nn.MaxPool2d(2, 2))
@@ -32,7 +32,7 @@ def make_features(config, batch_norm=False, lrn_after_first=False):
         layers.append(nn.Conv2d(channels, out, kernel, padding=kernel // 2))
         layers += [nn.BatchNorm2d(out)] if batch_norm else []
         layers.append(nn.ReLU())
-        if lrn_after_first and channels == 3:
+        if lrn_after_first and len(layers) == (3 if batch_norm else 2):  # after conv1 + ReLU
             layers.append(nn.LocalResponseNorm(5, 1e-4, 0.75, 2.0))
         channels = out
     return nn.Sequential(*layers)
@@ -42,11 +42,11 @@ class VGG(nn.Module):
     """``VGG('D')`` is VGG16. ``cifar=True`` builds the 32x32 variant with a small classifier."""
 
     def __init__(self, config='D', num_classes=1000, batch_norm=False, lrn=False, cifar=False,
-                 dropout=0.5):
+                 dropout=0.5, in_channels=3):
         super().__init__()
         if config not in CONFIGS:
             raise ValueError(f"VGG: unknown configuration {config!r}; known: {sorted(CONFIGS)}")
-        self.features = make_features(CONFIGS[config], batch_norm, lrn)
+        self.features = make_features(CONFIGS[config], batch_norm, lrn, in_channels)
         if cifar:
             self.classifier = nn.Sequential(
                 nn.Dropout(dropout), nn.Linear(512, 512), nn.ReLU(),

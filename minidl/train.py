@@ -1,0 +1,250 @@
+"""The training loop: epochs of train + evaluate, checkpoints, exact resume, history.
+
+    trainer = Trainer(model, optimizer, train_loader, val_loader, scheduler, epochs=30,
+                      out_dir='runs/x')
+    history = trainer.fit()              # or fit(resume=True) to continue from out_dir
+
+After every epoch ``out_dir/checkpoint.npz`` holds everything needed to continue exactly:
+model, optimizer and scheduler states, the CPU random state (dropout masks), the epoch and
+the history. Ctrl-C finishes the current step, saves a checkpoint *inside* the epoch
+(with the number of steps done) and returns; ``fit(resume=True)`` replays the data order
+of that epoch (it is a function of seed and epoch) and continues with the next step, so
+an interrupted CPU run ends with the same numbers as an uninterrupted one.
+A non-finite loss stops training before it can reach the weights (``TrainingDiverged``).
+"""
+import contextlib
+import json
+import math
+import os
+import signal
+import sys
+import threading
+import time
+
+import numpy as np
+
+from . import random
+from .functional import softmax_cross_entropy
+from .serialization import load, save
+from .tensor import no_grad
+
+CHECKPOINT, BEST, HISTORY = 'checkpoint.npz', 'best.npz', 'history.json'
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+def topk_correct(logits, labels, k):
+    """Number of rows whose label is among the k largest logits (arrays on any device)."""
+    top = (-logits).argsort(axis=1)[:, :k]
+    return int((top == labels[:, None]).any(axis=1).sum())
+
+
+def predict(model, loader):
+    """Softmax probabilities (N, C) and labels (N,) over ``loader``, as NumPy arrays."""
+    from .functional import softmax
+    model.eval()
+    probs, labels = [], []
+    with no_grad():
+        for x, y in loader:
+            probs.append(softmax(model(x), axis=1).numpy())
+            labels.append(y.numpy())
+    return np.concatenate(probs), np.concatenate(labels)
+
+
+def write_json(obj, path):
+    """Write JSON atomically (temp file + rename)."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, 'w') as f:
+        json.dump(obj, f, indent=1)
+    os.replace(tmp, path)
+
+
+class Progress:
+    """A one-line progress bar on stderr: steps, running loss and accuracy, images/s."""
+
+    def __init__(self, total, label, enabled=True, stream=sys.stderr):
+        enabled = enabled and hasattr(stream, 'isatty') and stream.isatty()  # not in log files
+        self.total, self.label, self.enabled, self.stream = total, label, enabled, stream
+        self.start = self.last = time.perf_counter()
+
+    def update(self, step, images, loss, acc, force=False):
+        now = time.perf_counter()
+        if not self.enabled or (now - self.last < 0.5 and not force):
+            return
+        self.last = now
+        done = int(20 * step / max(self.total, 1))
+        rate = images / max(now - self.start, 1e-9)
+        self.stream.write(f"\r{self.label} [{'=' * done}{' ' * (20 - done)}] {step}/{self.total}"
+                          f" loss {loss:.4f} acc {acc:.1%} {rate:,.0f} img/s ")
+        self.stream.flush()
+
+    def close(self):
+        if self.enabled:
+            self.stream.write('\n')
+            self.stream.flush()
+
+
+class Trainer:
+    """Train ``model`` with ``optimizer`` on ``train_loader``; evaluate on ``val_loader``."""
+
+    def __init__(self, model, optimizer, train_loader, val_loader=None, scheduler=None,
+                 epochs=1, out_dir=None, label_smoothing=0.0, config=None, log=print,
+                 progress=True):
+        self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
+        self.train_loader, self.val_loader = train_loader, val_loader
+        self.epochs, self.out_dir, self.label_smoothing = epochs, out_dir, label_smoothing
+        self.config, self.log, self.progress = config or {}, log, progress
+        self.history, self.stop_requested = [], False
+        if out_dir:
+            os.makedirs(out_dir, exist_ok=True)
+
+    # -- the loop
+    def fit(self, resume=False):
+        """Run the remaining epochs; returns the history (a list of per-epoch dicts)."""
+        epoch, step, partial = self._resume() if resume else (0, 0, None)
+        with self._sigint_requests_stop():
+            while epoch < self.epochs:
+                train = self.train_epoch(epoch, skip=step, partial=partial)
+                if train is None:  # stopped by Ctrl-C inside the epoch
+                    return self.history
+                step, partial = 0, None
+                self._end_epoch(epoch, train)
+                epoch += 1
+        return self.history
+
+    def train_epoch(self, epoch, skip=0, partial=None):
+        """One epoch; returns {'train_loss', 'train_acc', 'time'} or None when stopped."""
+        self.model.train()
+        self.train_loader.set_epoch(epoch)
+        sums = dict(partial or {'loss': 0.0, 'correct': 0, 'seen': 0, 'time': 0.0})
+        bar = Progress(len(self.train_loader), f"epoch {epoch + 1}/{self.epochs}", self.progress)
+        start = time.perf_counter() - sums['time']
+        for step, (x, y) in enumerate(self.train_loader):
+            if step < skip:  # resuming inside this epoch: these batches were trained on
+                continue
+            loss, correct = self.train_step(x, y, epoch, step)
+            sums['loss'] += loss * len(y)
+            sums['correct'] += correct
+            sums['seen'] += len(y)
+            bar.update(step + 1, sums['seen'], sums['loss'] / sums['seen'],
+                       sums['correct'] / sums['seen'])
+            if self.stop_requested:
+                bar.close()
+                sums['time'] = time.perf_counter() - start
+                self._interrupted(epoch, step + 1, sums)
+                return None
+        bar.close()
+        seen = max(sums['seen'], 1)
+        return {'train_loss': sums['loss'] / seen, 'train_acc': sums['correct'] / seen,
+                'time': time.perf_counter() - start}
+
+    def train_step(self, x, y, epoch, step):
+        """Forward, loss, backward, update. Returns (loss, number correct) as Python numbers;
+        reading the loss is the step's one host synchronisation."""
+        logits = self.model(x)
+        loss = softmax_cross_entropy(logits, y, self.label_smoothing)
+        value = loss.item()
+        if not math.isfinite(value):
+            raise TrainingDiverged(f"loss is {value} at epoch {epoch + 1}, step {step + 1}: "
+                                   f"training stopped before updating the weights (try a "
+                                   f"lower learning rate); the last good checkpoint is kept")
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        correct = int((logits.data.argmax(axis=1) == y.data).sum())
+        return value, correct
+
+    def evaluate(self, loader):
+        """Loss, top-1 and top-5 accuracy over ``loader`` in eval mode."""
+        self.model.eval()
+        loss = correct1 = correct5 = seen = 0
+        with no_grad():
+            for x, y in loader:
+                logits = self.model(x)
+                loss += softmax_cross_entropy(logits, y, reduction='sum').item()
+                correct1 += topk_correct(logits.data, y.data, 1)
+                correct5 += topk_correct(logits.data, y.data, 5)
+                seen += len(y)
+        seen = max(seen, 1)
+        return {'loss': loss / seen, 'acc': correct1 / seen, 'top5': correct5 / seen}
+
+    # -- epoch bookkeeping
+    def _end_epoch(self, epoch, train):
+        record = {'epoch': epoch + 1, **train,
+                  'lr': float(self.optimizer.param_groups[0]['lr'])}
+        if self.val_loader is not None:
+            val = self.evaluate(self.val_loader)
+            record.update(val_loss=val['loss'], val_acc=val['acc'], val_top5=val['top5'])
+        self.history.append(record)
+        if self.scheduler is not None:
+            plateau = type(self.scheduler).__name__ == 'ReduceLROnPlateau'
+            self.scheduler.step(record.get('val_acc', -record['train_loss'])) if plateau \
+                else self.scheduler.step()
+        self.log(self._describe(record))
+        if self.out_dir:
+            state = self._state(epoch + 1, 0, None)
+            best = max(self.history, key=lambda r: r.get('val_acc', r['train_acc']))
+            if best is record:
+                save(state, os.path.join(self.out_dir, BEST))
+            save(state, os.path.join(self.out_dir, CHECKPOINT))
+            write_json(self.history, os.path.join(self.out_dir, HISTORY))
+
+    @staticmethod
+    def _describe(r):
+        text = (f"epoch {r['epoch']}: train loss {r['train_loss']:.4f} acc {r['train_acc']:.2%}")
+        if 'val_acc' in r:
+            text += (f" | test loss {r['val_loss']:.4f} top-1 {r['val_acc']:.2%} "
+                     f"top-5 {r['val_top5']:.2%}")
+        return text + f" | lr {r['lr']:.4g} | {r['time']:.1f} s"
+
+    def _state(self, epoch, step, partial):
+        return {'format': 'minidl-train', 'epoch': epoch, 'step': step, 'partial': partial,
+                'model': self.model.state_dict(), 'optimizer': self.optimizer.state_dict(),
+                'scheduler': self.scheduler.state_dict() if self.scheduler else None,
+                'rng': random.get_rng_state(), 'history': self.history, 'config': self.config}
+
+    def _interrupted(self, epoch, step, sums):
+        if self.out_dir:
+            save(self._state(epoch, step, sums), os.path.join(self.out_dir, CHECKPOINT))
+            self.log(f"interrupted: checkpoint saved at epoch {epoch + 1}, step {step} in "
+                     f"{self.out_dir}; continue with --resume")
+        else:
+            self.log(f"interrupted at epoch {epoch + 1}, step {step} (no out_dir: not saved)")
+
+    def _resume(self):
+        path = os.path.join(self.out_dir or '', CHECKPOINT)
+        if not self.out_dir or not os.path.exists(path):
+            raise FileNotFoundError(f"resume: no checkpoint at {path}")
+        state = load(path)
+        if state.get('format') != 'minidl-train':
+            raise ValueError(f"resume: {path} is not a training checkpoint")
+        self.model.load_state_dict(state['model'])
+        self.optimizer.load_state_dict(state['optimizer'])
+        if self.scheduler is not None and state['scheduler'] is not None:
+            self.scheduler.load_state_dict(state['scheduler'])
+        random.set_rng_state(state['rng'])
+        self.history = list(state['history'])
+        where = f"epoch {state['epoch'] + 1}" + (f", step {state['step'] + 1}"
+                                                 if state['step'] else '')
+        self.log(f"resuming from {path} at {where}")
+        return state['epoch'], state['step'], state['partial']
+
+    @contextlib.contextmanager
+    def _sigint_requests_stop(self):
+        """Inside: the first Ctrl-C asks the loop to stop after the current step; a second
+        one interrupts at once. (Signal handlers can only be set from the main thread.)"""
+        def handle(signum, frame):
+            if self.stop_requested:
+                raise KeyboardInterrupt
+            self.stop_requested = True
+            self.log("\nCtrl-C: stopping after this step (press again to abort)")
+
+        main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, handle) if main else None
+        try:
+            yield
+        finally:
+            if main:
+                signal.signal(signal.SIGINT, previous)
