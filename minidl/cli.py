@@ -93,7 +93,10 @@ def build_model(cfg, num_classes, in_channels):
         raise UsageError(f"model {cfg['model']} expects {models.INPUT_SIZE[cfg['model']]}x"
                          f"{models.INPUT_SIZE[cfg['model']]} images; {cfg['dataset']} "
                          f"images are 32x32 here: use a -cifar model")
-    return models.build(cfg['model'], num_classes=num_classes, in_channels=in_channels)
+    extra = {'width': cfg['width']} if cfg.get('width') else {}
+    if extra and cfg['model'] != 'alexnet-cifar':
+        raise UsageError(f"--width is only supported by alexnet-cifar, not {cfg['model']}")
+    return models.build(cfg['model'], num_classes=num_classes, in_channels=in_channels, **extra)
 
 
 def build_optimizer(cfg, model):
@@ -273,6 +276,7 @@ def parser():
     t.add_argument('--schedule', choices=('cosine', 'step', 'plateau', 'none'))
     t.add_argument('--warmup', type=int, help='epochs of linear learning-rate warm-up')
     t.add_argument('--label-smoothing', type=float, dest='label_smoothing')
+    t.add_argument('--width', type=float, help='channel multiplier (alexnet-cifar only)')
     t.add_argument('--no-augment', action='store_false', dest='augment', default=None,
                    help='no random crops and flips')
     t.add_argument('--lighting', action='store_true', default=None,
@@ -306,11 +310,12 @@ def parser():
 
 
 def main(argv=None):
-    from .data import DatasetCorruptError, DatasetNotFoundError
     from .train import TrainingDiverged
     args = parser().parse_args(argv)
     try:
         return args.run(args)
-    except (UsageError, DatasetNotFoundError, DatasetCorruptError, TrainingDiverged) as e:
+    # minidl raises ValueError for bad values (an unknown class, a corrupt data file or
+    # checkpoint) and FileNotFoundError for missing files: for a user these are one line
+    except (UsageError, ValueError, FileNotFoundError, TrainingDiverged) as e:
         print(f"minidl {args.command}: error: {e}", file=sys.stderr)
         return 2

@@ -64,8 +64,9 @@ def write_json(obj, path):
 class Progress:
     """A one-line progress bar on stderr: steps, running loss and accuracy, images/s."""
 
-    def __init__(self, total, label, enabled=True, stream=sys.stderr):
-        enabled = enabled and hasattr(stream, 'isatty') and stream.isatty()  # not in log files
+    def __init__(self, total, label, enabled=True, stream=None):
+        stream = stream or sys.stderr
+        enabled = enabled and stream.isatty()  # a bar of carriage returns is no use in a log
         self.total, self.label, self.enabled, self.stream = total, label, enabled, stream
         self.start = self.last = time.perf_counter()
 
