@@ -26,7 +26,7 @@ import threading
 
 import numpy as np
 
-from .serialization import _create_temp, _fspath, _fsync_directory
+from .files import atomic_write, fspath as _fspath
 
 MISSING_MATPLOTLIB = "minidl.plots needs matplotlib: pip install 'minidl[plots]'"
 DPI = 100
@@ -71,22 +71,8 @@ def _target(path, func):
 
 def _save_png(fig, path, func):
     """Render ``fig`` to ``path`` as PNG via a temporary file and os.replace; return path."""
-    target = _target(path, func)
-    directory = os.path.dirname(target)
-    tmp, fd = _create_temp(directory, os.path.basename(target))
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            fig.savefig(f, format='png', dpi=DPI, facecolor='white')
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    _fsync_directory(directory)
+    with atomic_write(path, func) as f:
+        fig.savefig(f, format='png', dpi=DPI, facecolor='white')
     return _fspath(path)
 
 

@@ -24,14 +24,13 @@ is complete and fsync'ed, so a crash never leaves a half-written checkpoint.
 import errno
 import json
 import math
-import os
-import secrets
 import zipfile
 import zlib
 
 import numpy as np
 
 from . import backend
+from .files import atomic_write, fspath as _fspath
 from .tensor import Tensor
 
 FORMAT = 'minidl-checkpoint'
@@ -52,29 +51,13 @@ def save(obj, path):
     (no '.npz' is appended). Anything else raises TypeError naming where it is in ``obj``;
     nothing is written then.
     """
-    target = os.path.realpath(_fspath(path))  # through a symlink, onto the file it names
     arrays = {}
     meta = {'format': FORMAT, 'version': VERSION, 'root': _encode(obj, '', arrays, set())}
     entries = {META: np.frombuffer(json.dumps(meta, allow_nan=False).encode(), np.uint8)}
     entries.update(arrays)
 
-    directory = os.path.dirname(target)
-    if not os.path.isdir(directory):
-        raise FileNotFoundError(f"save: directory {directory!r} does not exist")
-    tmp, fd = _create_temp(directory, os.path.basename(target))
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            _write_npz(f, entries)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    _fsync_directory(directory)
+    with atomic_write(path, 'save') as f:
+        _write_npz(f, entries)
 
 
 def _encode(obj, where, arrays, active):
@@ -145,36 +128,6 @@ def _where(where):
 def _write_npz(f, entries):
     """The writer (a separate function so tests can interrupt it)."""
     np.savez(f, **entries)
-
-
-def _create_temp(directory, name):
-    """A new hidden file next to the target; created with 0o666 minus umask, like open()."""
-    while True:
-        tmp = os.path.join(directory, f".{name}.{secrets.token_hex(6)}.tmp")
-        try:
-            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_BINARY', 0)
-            return tmp, os.open(tmp, flags, 0o666)
-        except FileExistsError:
-            continue
-
-
-def _fsync_directory(directory):
-    """Make the rename itself durable; not possible on every OS (e.g. Windows)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _fspath(path):
-    path = os.fspath(path)
-    return os.fsdecode(path) if isinstance(path, bytes) else path
 
 
 # ----------------------------------------------------------------------------- load

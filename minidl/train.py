@@ -24,6 +24,7 @@ import time
 import numpy as np
 
 from . import random
+from .files import atomic_write
 from .functional import softmax_cross_entropy
 from .serialization import load, save
 from .tensor import no_grad
@@ -55,10 +56,8 @@ def predict(model, loader):
 
 def write_json(obj, path):
     """Write JSON atomically (temp file + rename)."""
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, 'w') as f:
-        json.dump(obj, f, indent=1)
-    os.replace(tmp, path)
+    with atomic_write(path, 'write_json') as f:
+        f.write(json.dumps(obj, indent=1).encode())
 
 
 class Progress:

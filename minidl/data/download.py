@@ -18,7 +18,7 @@ import time
 import zlib
 from urllib.request import urlopen
 
-from ..serialization import _create_temp, _fsync_directory
+from ..files import _create_temp, _fsync_directory
 
 TIMEOUT = 10        # seconds a connection or a read may stall before the download fails
 CHUNK = 1 << 20
