@@ -347,6 +347,11 @@ def _normalise_input_grads(fn, grads):
     return out
 
 
+def _block(array):
+    """The array that owns the memory of ``array`` (itself, or the base of a view)."""
+    return array if array.base is None else array.base
+
+
 def run_backward(roots, root_grads, retain_graph=False, create_graph=False, capture=None):
     """The backward pass from ``roots`` (seeded with ``root_grads``).
 
@@ -365,7 +370,7 @@ def run_backward(roots, root_grads, retain_graph=False, create_graph=False, capt
         if g.shape != r.shape:
             raise ValueError(f"backward: grad has shape {g.shape}, the output has shape {r.shape}")
         accumulate(r, g)
-    given = {id(g.data) for g in root_grads if isinstance(g, Tensor)}
+    given = {id(_block(g.data)) for g in root_grads if isinstance(g, Tensor)}
     captured = {id(t): None for t in capture} if capture is not None else None
 
     with set_grad_enabled(create_graph):
@@ -403,9 +408,9 @@ def run_backward(roots, root_grads, retain_graph=False, create_graph=False, capt
                 continue
             if not create_graph:
                 g = g.detach()
-                if id(g.data) in given or g.data.base is not None:
-                    g = Tensor(g.data.copy())  # never alias the caller's or another leaf's array
-                given.add(id(g.data))
+                if id(_block(g.data)) in given:  # never alias the caller's or another leaf's
+                    g = Tensor(g.data.copy())
+                given.add(id(_block(g.data)))
             t.grad = g if t.grad is None else t.grad + g
     if captured is not None:
         return [captured[id(t)] for t in capture]

@@ -286,3 +286,18 @@ def test_mixed_devices_are_an_error(monkeypatch):
         lambda self: 'cuda' if self is b else 'cpu'))
     with pytest.raises(ValueError, match=r"Add: all inputs must be on one device.*cuda"):
         a + b
+
+
+def test_leaf_grads_that_are_views_of_one_array_do_not_alias():
+    class Split(minidl.Function):  # both gradients are views of one fresh array
+        def forward(self, a, b):
+            return a + b
+
+        def backward(self, gy):
+            both = F.concat([gy, gy]).reshape(2, -1)
+            return both[0], both[1]
+
+    a, b = rand(3), rand(3, seed=1)
+    Split()(a, b).sum().backward()
+    a.grad.data[0] = 100.0
+    assert b.grad.data[0] == 1.0

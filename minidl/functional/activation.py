@@ -20,8 +20,7 @@ class ReLU(Function):
         return _xp(x).maximum(x, 0)  # a Python 0 does not change the dtype
 
     def backward(self, gy):
-        x = self.inputs[0].data
-        return gy * Tensor((x > 0).astype(x.dtype))
+        return gy * Tensor(self.inputs[0].data > 0)  # float * bool keeps the float dtype
 
 
 class Tanh(Function):
