@@ -39,6 +39,7 @@ import minidl  # noqa: E402
 import minidl.functional as F  # noqa: E402
 import minidl.nn as mnn  # noqa: E402
 import models  # noqa: E402
+from ops import cpu_name  # noqa: E402  (benchmarks/ops.py, beside this script)
 
 SEED = 0
 LR, MOMENTUM = 0.01, 0.9
@@ -492,14 +493,6 @@ def subprocess_json(args, *flags):
         tail = (proc.stderr.strip().splitlines() or ['no output'])[-1]
         return {'error': f"exit {proc.returncode}: {tail}"}
     return json.loads(lines[-1])
-
-
-def cpu_name():
-    try:
-        with open('/proc/cpuinfo') as f:
-            return next(l.split(':', 1)[1].strip() for l in f if l.startswith('model name'))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
 
 
 def version(dist):
