@@ -23,7 +23,7 @@ GENERIC = dict(epochs=10, batch_size=128, optimizer='sgd', lr=0.01, momentum=0.9
 # Per-model defaults, so that `minidl train --model NAME` alone trains well.
 MODEL_DEFAULTS = {
     'alexnet-cifar': dict(epochs=30, lr=0.02, warmup=1),
-    'alexnet-cifar-2class': dict(epochs=12, batch_size=64, optimizer='adam', lr=1e-3,
+    'alexnet-cifar-2class': dict(epochs=14, batch_size=64, optimizer='adam', lr=1e-3,
                                  weight_decay=0.0, classes='airplane,ship'),
     'vgg11-bn-cifar': dict(epochs=40, lr=0.05, warmup=1),
     'vgg16-bn-cifar': dict(epochs=60, lr=0.05, warmup=1),
