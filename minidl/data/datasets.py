@@ -168,9 +168,6 @@ class CIFAR10(_Dataset):
         'batches.meta': (158, '5ff9c542aee3614f3951f8cda6e48888'),
     }
 
-    def __init__(self, root=None, train=True, classes=None, download=True, verify=True):
-        super().__init__(root, train, classes, download, verify)
-
     @classmethod
     def _needed(cls, train):
         batches = [f'data_batch_{i}' for i in range(1, 6)] if train else ['test_batch']
@@ -248,9 +245,6 @@ class FashionMNIST(_Dataset):
         't10k-images-idx3-ubyte': (7840016, '8181f5470baa50b63fa0f6fddb340f0a'),
         't10k-labels-idx1-ubyte': (10008, '15d484375f8d13e6eb1aabb0c3f46965'),
     }
-
-    def __init__(self, root=None, train=True, classes=None, download=True, verify=True):
-        super().__init__(root, train, classes, download, verify)
 
     @classmethod
     def _needed(cls, train):
