@@ -8,7 +8,8 @@
     y.backward()
     x.grad
 """
-from . import backend, cuda
+from . import backend, cpu, cuda
+from .cpu import set_num_threads, get_num_threads
 from .tensor import (Tensor, Function, tensor, as_tensor, no_grad, enable_grad,
                      set_grad_enabled, is_grad_enabled, grad)
 from . import functional

@@ -318,15 +318,47 @@ def matmul(a, b):
     return y
 
 
+class Linear(Function):
+    """y = x W^T + b for x (..., in), W (out, in), b (out,).
+
+    With X = x as a matrix (M, in) (M = all leading axes) and gY = dL/dy as (M, out):
+
+        dL/dx = gY W   (..., in),   dL/dW = gY^T X   (out, in),   dL/db = sum_m gY[m]
+
+    A Function of its own (not matmul(x, W.T) + b) so that dL/dW comes out as one
+    C-contiguous (out, in) array, the layout the optimizer streams through, and the bias
+    is added in place instead of by another node.
+    """
+
+    def forward(self, x, w, b=None):
+        y = x @ w.T
+        if b is not None:
+            y += b
+        return y
+
+    def backward(self, gy):
+        x, w = self.inputs[:2]
+        need = self.needs_input_grad
+        g2 = gy.reshape(-1, gy.shape[-1])
+        gx = matmul(gy, w) if need[0] else None
+        gw = matmul(g2.T, x.reshape(-1, x.shape[-1])) if need[1] else None
+        if len(self.inputs) == 2:
+            return gx, gw
+        return gx, gw, (g2.sum(axis=0) if need[2] else None)
+
+
 def linear(x, weight, bias=None):
     """y = x W^T + b, with W shaped (out_features, in_features) as in PyTorch."""
+    x, weight = as_tensor(x), as_tensor(weight)
     if weight.ndim != 2 or x.ndim < 1 or x.shape[-1] != weight.shape[1]:
         raise ValueError(f"linear: input {x.shape} needs last dimension equal to "
                          f"weight.shape[1]; weight is {weight.shape} (out, in)")
-    if bias is not None and bias.shape != (weight.shape[0],):
+    if bias is None:
+        return Linear()(x, weight)
+    bias = as_tensor(bias)
+    if bias.shape != (weight.shape[0],):
         raise ValueError(f"linear: bias shape {bias.shape} must be ({weight.shape[0]},)")
-    y = matmul(x, weight.T)
-    return y if bias is None else y + bias
+    return Linear()(x, weight, bias)
 
 
 # ----------------------------------------------------------------------------- reductions

@@ -1,6 +1,6 @@
 """Adam and AdamW, as ``torch.optim.Adam`` and ``torch.optim.AdamW`` (same arithmetic)."""
 from .. import backend
-from .optimizer import Optimizer
+from .optimizer import Optimizer, blockwise
 
 
 class Adam(Optimizer):
@@ -33,29 +33,30 @@ class Adam(Optimizer):
 
     def _update(self, p, grad, group, state):
         lr, eps = float(group['lr']), float(group['eps'])
-        weight_decay = float(group['weight_decay'])
+        weight_decay, decoupled = float(group['weight_decay']), self._decoupled_weight_decay
         beta1, beta2 = (float(beta) for beta in group['betas'])
         if not state:
             xp = backend.get_array_module(p.data)
             state.update(step=0, exp_avg=xp.zeros_like(p.data), exp_avg_sq=xp.zeros_like(p.data))
-        m, v = state['exp_avg'], state['exp_avg_sq']
         state['step'] = step = state['step'] + 1
+        step_size = lr / (1 - beta1 ** step)
+        sqrt_bias_correction2 = (1 - beta2 ** step) ** 0.5
 
-        if weight_decay != 0:
-            if self._decoupled_weight_decay:
-                p.data *= 1 - lr * weight_decay
-            else:
-                grad = grad + weight_decay * p.data
-        _lerp_(m, grad, 1 - beta1)
-        v *= beta2
-        v += (1 - beta2) * grad * grad
+        def update(p, grad, m, v):
+            if weight_decay != 0:
+                if decoupled:
+                    p *= 1 - lr * weight_decay
+                else:
+                    grad = grad + weight_decay * p
+            _lerp_(m, grad, 1 - beta1)
+            v *= beta2
+            v += (1 - beta2) * grad * grad
+            denom = backend.get_array_module(v).sqrt(v) / sqrt_bias_correction2
+            denom += eps
+            p += -step_size * m / denom
 
-        bias_correction1 = 1 - beta1 ** step
-        bias_correction2 = 1 - beta2 ** step
-        step_size = lr / bias_correction1
-        denom = backend.get_array_module(v).sqrt(v) / bias_correction2 ** 0.5
-        denom += eps
-        p.data += -step_size * m / denom
+        blockwise(update, p.data, backend.get_array_module(grad).ascontiguousarray(grad),
+                  state['exp_avg'], state['exp_avg_sq'])
 
 
 class AdamW(Adam):

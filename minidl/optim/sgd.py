@@ -1,6 +1,6 @@
 """Stochastic gradient descent with momentum, as ``torch.optim.SGD``."""
 from .. import backend
-from .optimizer import Optimizer, required
+from .optimizer import Optimizer, blockwise, required
 
 
 class SGD(Optimizer):
@@ -33,15 +33,21 @@ class SGD(Optimizer):
     def _update(self, p, grad, group, state):
         lr, momentum = float(group['lr']), float(group['momentum'])
         weight_decay, dampening = float(group['weight_decay']), float(group['dampening'])
-        if weight_decay != 0:
-            grad = grad + weight_decay * p.data
-        if momentum != 0:
-            buf = state.get('momentum_buffer')
-            if buf is None:
-                xp = backend.get_array_module(grad)
-                buf = state['momentum_buffer'] = xp.array(grad)  # a copy; 0-d stays an array
-            else:
-                buf *= momentum
-                buf += (1 - dampening) * grad
-            grad = grad + momentum * buf if group['nesterov'] else buf
-        p.data += -lr * grad
+        nesterov, first = group['nesterov'], 'momentum_buffer' not in state
+        if momentum != 0 and first:  # filled with the first gradient below
+            state['momentum_buffer'] = backend.get_array_module(p.data).empty_like(p.data)
+
+        def update(p, grad, buf=None):
+            if weight_decay != 0:
+                grad = grad + weight_decay * p
+            if momentum != 0:
+                if first:
+                    buf[...] = grad
+                else:
+                    buf *= momentum
+                    buf += grad if dampening == 0 else (1 - dampening) * grad
+                grad = grad + momentum * buf if nesterov else buf
+            p += -lr * grad
+
+        grad = backend.get_array_module(grad).ascontiguousarray(grad)
+        blockwise(update, p.data, grad, *([state['momentum_buffer']] if momentum != 0 else []))

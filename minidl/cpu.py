@@ -1,0 +1,108 @@
+"""The CPU runtime: worker threads for whole-array work, and malloc's handling of big blocks.
+
+Two facts about NumPy on a small machine shape this file (measured in docs/performance.md):
+
+1. NumPy runs an elementwise loop or a strided copy on one core; only the matrix products
+   (BLAS) use them all. But NumPy releases the GIL inside those loops, so Python threads
+   working on *disjoint parts* of the same arrays do run at once. ``parallel_for`` splits
+   an index range (channels, elements) into one contiguous part per thread.
+
+2. glibc hands every block above 32 MiB (a conv's col matrix, a batch of activations) back
+   to the kernel when it is freed, so the next step's block of the same size arrives as
+   fresh pages that are faulted in and zeroed one by one: for a 87 MB im2col that costs as
+   much as the copy that fills it. ``keep_freed_memory`` tells glibc to serve all sizes from
+   its heap and keep what is freed for reuse: the CPU analogue of CuPy's memory pool. It
+   runs on ``import minidl`` unless the environment has ``MINIDL_MALLOC=system``.
+
+The PyTorch-named knobs are ``minidl.set_num_threads(n)`` and ``minidl.get_num_threads()``
+(default: the cores this process may run on, or ``MINIDL_NUM_THREADS``).
+"""
+import ctypes
+import ctypes.util
+import os
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+MIN_PARALLEL_ITEMS = 1 << 15   # below this many array elements, threads cost more than they save
+
+
+def _default_threads():
+    env = os.environ.get('MINIDL_NUM_THREADS')
+    if env:
+        return max(1, int(env))
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+_num_threads = _default_threads()
+_pool = None
+_pool_lock = threading.Lock()
+
+
+def set_num_threads(n):
+    """Use ``n`` threads for minidl's own whole-array loops (BLAS keeps its own setting)."""
+    global _num_threads, _pool
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"set_num_threads: expected a positive int, got {n!r}")
+    with _pool_lock:
+        _num_threads = n
+        if _pool is not None:
+            _pool.shutdown(wait=True)
+            _pool = None
+
+
+def get_num_threads():
+    return _num_threads
+
+
+def _executor():
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(_num_threads - 1, thread_name_prefix='minidl-cpu')
+        return _pool
+
+
+def parallel_for(fn, length, items=None):
+    """Call ``fn(start, stop)`` on contiguous parts of range(length), one part per thread.
+
+    ``fn`` must only write where its own part says (parts never overlap). ``items`` is the
+    number of array elements the whole call touches: small calls run inline in one piece.
+    The calling thread does the first part itself; an exception in any part is re-raised.
+    """
+    parts = min(_num_threads, length)
+    if parts <= 1 or (items if items is not None else length) < MIN_PARALLEL_ITEMS:
+        fn(0, length)
+        return
+    bounds = [length * k // parts for k in range(parts + 1)]
+    pool = _executor()
+    futures = [pool.submit(fn, bounds[k], bounds[k + 1]) for k in range(1, parts)]
+    try:
+        fn(bounds[0], bounds[1])
+    finally:
+        for future in futures:
+            future.result()
+
+
+def keep_freed_memory():
+    """Ask glibc to keep freed memory of every size for reuse (no munmap/trim); True if done.
+
+    ``mallopt(M_MMAP_MAX, 0)``: never serve a request with its own mmap (which is returned
+    to the kernel on free); ``mallopt(M_TRIM_THRESHOLD, 2**31 - 1)``: do not shrink the
+    heap. The price is that the process keeps its peak memory until it exits.
+    """
+    if not sys.platform.startswith('linux'):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6')
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # musl and other C libraries without mallopt
+        return False
+    M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
+    return bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, 2 ** 31 - 1))
+
+
+MALLOC_TUNED = os.environ.get('MINIDL_MALLOC', 'reuse') != 'system' and keep_freed_memory()

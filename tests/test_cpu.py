@@ -1,0 +1,78 @@
+"""The CPU runtime: parallel_for covers its range exactly once on every thread count,
+errors in a worker reach the caller, and the malloc setting can be switched off."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import minidl
+from minidl import cpu
+
+
+@pytest.fixture
+def threads():
+    before = minidl.get_num_threads()
+    yield minidl.set_num_threads
+    minidl.set_num_threads(before)
+
+
+@pytest.mark.parametrize('n', [1, 2, 3, 7])
+@pytest.mark.parametrize('length', [1, 5, 100_003])
+def test_parallel_for_visits_every_index_once(threads, n, length):
+    threads(n)
+    hits = np.zeros(length, np.int64)
+
+    def work(start, stop):
+        hits[start:stop] += 1
+    cpu.parallel_for(work, length, items=10 ** 6)
+    np.testing.assert_array_equal(hits, 1)
+
+
+def test_parallel_for_splits_big_work_among_threads(threads):
+    threads(3)
+    parts = []
+    cpu.parallel_for(lambda a, b: parts.append((a, b)), 90, items=10 ** 6)
+    assert sorted(parts) == [(0, 30), (30, 60), (60, 90)]
+
+
+def test_parallel_for_runs_small_work_in_one_piece(threads):
+    threads(4)
+    parts = []
+    cpu.parallel_for(lambda a, b: parts.append((a, b)), 1000, items=100)
+    assert parts == [(0, 1000)]
+
+
+def test_an_error_in_a_worker_reaches_the_caller(threads):
+    threads(2)
+
+    def work(start, stop):
+        if start > 0:
+            raise RuntimeError(f"part {start}:{stop} failed")
+    with pytest.raises(RuntimeError, match='part 50:100 failed'):
+        cpu.parallel_for(work, 100, items=10 ** 6)
+
+
+@pytest.mark.parametrize('bad', [0, -1, 2.0, '2'])
+def test_set_num_threads_refuses_non_positive_ints(bad):
+    with pytest.raises(ValueError, match='set_num_threads: expected a positive int'):
+        minidl.set_num_threads(bad)
+
+
+def test_num_threads_default_comes_from_the_environment():
+    code = "import minidl; print(minidl.get_num_threads())"
+    env = dict(os.environ, MINIDL_NUM_THREADS='3')
+    out = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip() == '3'
+
+
+@pytest.mark.skipif(not sys.platform.startswith('linux'), reason='glibc mallopt: Linux only')
+@pytest.mark.parametrize('setting, tuned', [('reuse', 'True'), ('system', 'False')])
+def test_malloc_setting_follows_minidl_malloc(setting, tuned):
+    code = "import minidl; print(minidl.cpu.MALLOC_TUNED)"
+    env = dict(os.environ, MINIDL_MALLOC=setting)
+    out = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip() == tuned
