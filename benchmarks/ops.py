@@ -15,11 +15,11 @@ import statistics
 import sys
 import time
 
-import numpy as np
-
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
+# minidl before NumPy: its OpenBLAS thread setting only applies before OpenBLAS loads
 import minidl  # noqa: E402
 import minidl.functional as F  # noqa: E402
+import numpy as np  # noqa: E402
 
 try:
     import torch
@@ -88,7 +88,8 @@ def cpu_name():
 
 
 def header():
-    versions = f"numpy {np.__version__}, minidl {minidl.__version__}"
+    versions = (f"numpy {np.__version__}, minidl {minidl.__version__} "
+                f"({minidl.cpu.describe()})")
     if torch:
         versions += f", torch {torch.__version__} ({torch.get_num_threads()} threads)"
     return (f"# {datetime.date.today()} | {cpu_name()} | "

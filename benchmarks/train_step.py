@@ -31,11 +31,11 @@ import subprocess
 import sys
 import time
 
-import numpy as np
-
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..')
 sys.path.insert(0, ROOT)
+# minidl before NumPy: its OpenBLAS thread setting only applies before OpenBLAS loads
 import minidl  # noqa: E402
+import numpy as np  # noqa: E402
 import minidl.functional as F  # noqa: E402
 import minidl.nn as mnn  # noqa: E402
 import models  # noqa: E402
@@ -481,12 +481,13 @@ def run_layers(spec, args):
 
 
 # ----------------------------------------------------------------------------- parent
-def subprocess_json(args, *flags):
+def subprocess_json(args, *flags, env=None):
     """Run this script with ``flags`` in a fresh interpreter; its last JSON stdout line."""
     cmd = [sys.executable, os.path.abspath(__file__), *flags,
            '--repeat', str(args.repeat), '--warmup', str(args.warmup)]
     cmd += ['--tf32'] if args.tf32 else []
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          env=dict(os.environ, **(env or {})))
     sys.stderr.write(proc.stderr)
     lines = [l for l in proc.stdout.splitlines() if l.startswith('{')]
     if proc.returncode or not lines:
@@ -529,7 +530,7 @@ def environment():
 
 def header(env):
     versions = (f"Python {platform.python_version()} | numpy {np.__version__} ({blas_name()}), "
-                f"minidl {minidl.__version__}, torch {env['torch'] or 'absent'}"
+                f"minidl {minidl.__version__} ({minidl.cpu.describe()}), torch {env['torch'] or 'absent'}"
                 + (f" ({env['torch_threads']} threads)" if env['torch'] else '')
                 + f", dezero {env['dezero'] or 'absent'}, cupy {env['cupy'] or 'absent'}")
     return (f"# {datetime.date.today()} | {cpu_name()} | {os.cpu_count()} cores | "
@@ -549,6 +550,10 @@ def main():
     parser.add_argument('--warmup', type=int, default=2, help='untimed steps first')
     parser.add_argument('--tf32', action='store_true', help='GPU: allow TF32 matmul/conv')
     parser.add_argument('--json', help='also write the results to this file')
+    parser.add_argument('--peer-malloc', choices=('system', 'reuse'), default='system',
+                        help="MINIDL_MALLOC in the PyTorch and DeZero processes: 'system' "
+                        "(default) runs them as shipped although they import minidl for the "
+                        "weights; 'reuse' gives them minidl's malloc setting too")
     parser.add_argument('--one', help=argparse.SUPPRESS)      # framework:model:batch:device
     parser.add_argument('--check', help=argparse.SUPPRESS)    # model:batch:device
     parser.add_argument('--layers', help=argparse.SUPPRESS)   # model:batch
@@ -590,6 +595,10 @@ def main():
         notes.append(f"GPU TF32: torch {state}; minidl " + (
             state if hasattr(minidl.cuda, 'allow_tf32') else 'n/a (no minidl.cuda.allow_tf32)'))
 
+    notes.append(f"malloc: minidl {'reuse' if minidl.cpu.MALLOC_TUNED else 'system'}; "
+                 f"PyTorch and DeZero processes MINIDL_MALLOC={args.peer_malloc} "
+                 f"(--peer-malloc); the per-layer table runs both frameworks in one process "
+                 f"with minidl's setting")
     checks, results = [], []
     for name, batch, device in cases:
         print(f"case {name} batch {batch} on {device}", file=sys.stderr)
@@ -599,7 +608,9 @@ def main():
         frameworks = ['minidl', 'torch'] + (
             ['dezero'] if use_dezero and name in DEZERO_MODELS and device == 'cpu' else [])
         for fw in frameworks:
-            r = subprocess_json(args, '--one', f"{fw}:{name}:{batch}:{device}")
+            r = subprocess_json(args, '--one', f"{fw}:{name}:{batch}:{device}",
+                                env=None if fw == 'minidl' else
+                                {'MINIDL_MALLOC': args.peer_malloc})
             row[fw] = r
             print(f"  {fw}: " + (r['error'] if 'error' in r else f"{r['ms']:.1f} ms"),
                   file=sys.stderr)

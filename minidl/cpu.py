@@ -24,6 +24,10 @@ import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
+
+from . import backend
+
 MIN_PARALLEL_ITEMS = 1 << 15   # below this many array elements, threads cost more than they save
 
 
@@ -66,15 +70,17 @@ def _executor():
         return _pool
 
 
-def parallel_for(fn, length, items=None):
+def parallel_for(fn, length, items=None, xp=np):
     """Call ``fn(start, stop)`` on contiguous parts of range(length), one part per thread.
 
     ``fn`` must only write where its own part says (parts never overlap). ``items`` is the
-    number of array elements the whole call touches: small calls run inline in one piece.
+    number of array elements the whole call touches: small calls run inline in one piece,
+    as does all work on a GPU (``xp`` not NumPy), where one call does it all.
     The calling thread does the first part itself; an exception in any part is re-raised.
     """
     parts = min(_num_threads, length)
-    if parts <= 1 or (items if items is not None else length) < MIN_PARALLEL_ITEMS:
+    if parts <= 1 or xp is not np or \
+            (items if items is not None else length) < MIN_PARALLEL_ITEMS:
         fn(0, length)
         return
     bounds = [length * k // parts for k in range(parts + 1)]
@@ -85,6 +91,31 @@ def parallel_for(fn, length, items=None):
     finally:
         for future in futures:
             future.result()
+
+
+def copyto(dst, src):
+    """dst[...] = src (same shape), the first axis shared among the threads on NumPy."""
+    def copy(start, stop):
+        dst[start:stop] = src[start:stop]
+    parallel_for(copy, dst.shape[0], dst.size, backend.get_array_module(dst))
+
+
+def contiguous(array):
+    """A C-contiguous copy of a strided view (``ascontiguousarray``), made by all threads."""
+    xp = backend.get_array_module(array)
+    if array.flags.c_contiguous or array.ndim == 0:
+        return array
+    out = xp.empty(array.shape, array.dtype)
+    copyto(out, array)
+    return out
+
+
+def describe():
+    """One line of the CPU settings that change minidl's speed (for benchmark headers)."""
+    timeout = os.environ.get('OPENBLAS_THREAD_TIMEOUT', 'unset')
+    early = 'before' if OPENBLAS_TIMEOUT_APPLIED else 'after'
+    return (f"{_num_threads} threads, malloc {'reuse' if MALLOC_TUNED else 'system'}, "
+            f"OPENBLAS_THREAD_TIMEOUT={timeout} set {early} NumPy loaded")
 
 
 def keep_freed_memory():
@@ -105,4 +136,5 @@ def keep_freed_memory():
     return bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, 2 ** 31 - 1))
 
 
+OPENBLAS_TIMEOUT_APPLIED = None  # set by minidl/__init__.py: was it set before NumPy loaded?
 MALLOC_TUNED = os.environ.get('MINIDL_MALLOC', 'reuse') != 'system' and keep_freed_memory()

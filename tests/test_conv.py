@@ -165,12 +165,31 @@ def test_float32_stays_float32():
     assert conv.Conv2dGradWeight(geo, w.shape[2:])(x, gy).dtype == np.float32
 
 
-def test_backward_stores_only_the_inputs_not_col():
+def test_forward_keeps_col_for_the_weight_gradient_and_backward_releases_it():
     x, w = rand(2, 3, 5, 5), rand(4, 3, 3, 3)
-    fn = conv2d(x, w, padding=1).grad_fn
+    y = conv2d(x, w, padding=1)
+    fn = y.grad_fn
     assert isinstance(fn, conv.Conv2d)
     assert fn.inputs[0] is x and fn.inputs[1] is w
+    assert fn.col.shape == (1, 3 * 3 * 3, 2 * 5 * 5)  # (G, C/G*KH*KW, N*OH*OW)
+    y.sum().backward()
+    assert getattr(fn, 'col', None) is None  # released (the engine frees the graph too)
+
+
+def test_col_is_not_kept_when_the_weight_needs_no_gradient():
+    x, w = rand(2, 3, 5, 5), rand(4, 3, 3, 3, requires_grad=False)
+    fn = conv2d(x, w, padding=1).grad_fn
+    assert fn.col is None
     assert not any(minidl.backend.is_array(v) for v in vars(fn).values())
+
+
+def test_the_weight_gradient_is_the_same_with_and_without_a_kept_col():
+    x, w = rand(2, 4, 6, 6, requires_grad=False), rand(6, 2, 3, 3)
+    gy = rand(2, 6, 3, 3, requires_grad=False).data
+    fn = conv2d(x, w, stride=2, padding=1, groups=2).grad_fn
+    kept = conv.Conv2dGradWeight(fn.geo, (3, 3), fn.col)(x, gy)
+    recomputed = conv.Conv2dGradWeight(fn.geo, (3, 3))(x, gy)
+    np.testing.assert_array_equal(kept.numpy(), recomputed.numpy())
 
 
 def test_only_the_requested_gradients_are_computed(monkeypatch):

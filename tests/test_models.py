@@ -74,7 +74,8 @@ def test_summary_measures_what_layers_keep_for_backward():
                                  minidl.nn.MaxPool2d(2), minidl.nn.Dropout())
     rows = minidl.summary(model, (2, 3, 10, 10), print_fn=lambda s: None)
     conv, relu, pool, drop = (r['kept_bytes'] for r in rows)
-    assert conv == 2 * 3 * 10 * 10 * 4  # its input x (the weights are not activations)
+    # its input x and the col matrix (C*KH*KW x N*OH*OW) kept for the weight gradient
+    assert conv == 2 * 3 * 10 * 10 * 4 + (3 * 3 * 3) * (2 * 8 * 8) * 4
     assert relu == 2 * 4 * 8 * 8 * 4  # its input
     assert pool == 2 * 4 * 8 * 8 * 4 + 2 * 4 * 4 * 4 * 1  # input + 1-byte argmax
     assert drop == 2 * 4 * 4 * 4 * (4 + 1)  # input + boolean mask

@@ -4,8 +4,8 @@ Backward passes that are cheapest in terms of the output ``y`` read it as
 ``self.outputs[0]()``: the output Tensor itself, so that a gradient built from it can be
 differentiated again (its ``grad_fn`` is this very function).
 """
-from .. import backend
-from ..tensor import Function, Tensor
+from .. import backend, cpu
+from ..tensor import Function
 from .math import exp, sum
 
 
@@ -13,14 +13,48 @@ def _xp(array):
     return backend.get_array_module(array)
 
 
+def _elementwise(fn, out, *inputs):
+    """Run fn(a, b), which fills out[a:b] from the inputs, for parts of the first axis
+    shared among the CPU threads; returns out."""
+    cpu.parallel_for(fn, out.shape[0] if out.ndim else 1, out.size * (1 + len(inputs)),
+                     _xp(out))
+    return out
+
+
 class ReLU(Function):
-    """y = max(x, 0).   dL/dx = gy * [x > 0]   (0 at x = 0, as PyTorch)."""
+    """y = max(x, 0).   dL/dx = gy * [x > 0]   (0 at x = 0, as PyTorch): ``ReLUGrad``."""
 
     def forward(self, x):
-        return _xp(x).maximum(x, 0)  # a Python 0 does not change the dtype
+        if x.ndim == 0:
+            return _xp(x).maximum(x, 0)
+        y = _xp(x).empty_like(x)
+
+        def run(a, b):
+            _xp(x).maximum(x[a:b], 0, out=y[a:b])  # a Python 0 does not change the dtype
+        return _elementwise(run, y, x)
 
     def backward(self, gy):
-        return gy * Tensor(self.inputs[0].data > 0)  # float * bool keeps the float dtype
+        return ReLUGrad(self.inputs[0].data)(gy)
+
+
+class ReLUGrad(Function):
+    """gx = gy * [x > 0] for the saved input x of a ReLU. Linear in gy with a fixed mask,
+    so its own backward is the same masking: ReLUGrad(x)(ggx)."""
+
+    def __init__(self, x):
+        self.x = x
+
+    def forward(self, gy):
+        if gy.ndim == 0:
+            return gy * (self.x > 0)
+        gx = _xp(gy).empty_like(gy)
+
+        def run(a, b):
+            _xp(gy).multiply(gy[a:b], self.x[a:b] > 0, out=gx[a:b])  # float * bool: float
+        return _elementwise(run, gx, gy, self.x)
+
+    def backward(self, ggx):
+        return ReLUGrad(self.x)(ggx)
 
 
 class Tanh(Function):

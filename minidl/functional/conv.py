@@ -29,9 +29,9 @@ in Python except col2im, over the KH*KW kernel offsets.
 import numbers
 from collections import namedtuple
 
-from .. import backend
+from .. import backend, cpu
 from ..kernels.im2col import col2im, output_size, pad2d, windows
-from ..tensor import Function, as_tensor
+from ..tensor import Function, as_tensor, is_grad_enabled
 
 # stride, padding, dilation: (h, w) pairs of ints; groups: int
 Geometry = namedtuple('Geometry', 'stride padding dilation groups')
@@ -57,7 +57,7 @@ def _im2col(x, kernel, geo):
     n, c, _, _ = x.shape
     (kh, kw), (ph, pw), out_hw = kernel, geo.padding, _out_hw(x.shape, kernel, geo)
     view = windows(pad2d(x, (ph, ph, pw, pw)), kernel, geo.stride, geo.dilation, out_hw)
-    col = _xp(x).ascontiguousarray(view.transpose(1, 2, 3, 0, 4, 5))
+    col = cpu.contiguous(view.transpose(1, 2, 3, 0, 4, 5))
     return col.reshape(geo.groups, c // geo.groups * kh * kw, -1), out_hw
 
 
@@ -73,7 +73,7 @@ def _col2im(gcol, x_shape, kernel, out_hw, geo):
     (kh, kw), (oh, ow), (ph, pw) = kernel, out_hw, geo.padding
     cols = gcol.reshape(c, kh, kw, n, oh, ow).transpose(0, 3, 1, 2, 4, 5)  # (C, N, KH, KW, ..)
     gx = col2im(cols, (c, n, h + 2 * ph, w + 2 * pw), geo.stride, geo.dilation)
-    return _xp(gx).ascontiguousarray(gx[:, :, ph:ph + h, pw:pw + w].transpose(1, 0, 2, 3))
+    return cpu.contiguous(gx[:, :, ph:ph + h, pw:pw + w].transpose(1, 0, 2, 3))
 
 
 def _weight_matrix(w, groups):
@@ -85,13 +85,13 @@ def _to_matrix(y, groups):
     """y (N, OC, OH, OW) as Y (G, OC/G, N*OH*OW), the layout of Wm @ col."""
     n, oc, oh, ow = y.shape
     y = y.reshape(n, groups, oc // groups, oh * ow).transpose(1, 2, 0, 3)
-    return _xp(y).ascontiguousarray(y).reshape(groups, oc // groups, n * oh * ow)
+    return cpu.contiguous(y).reshape(groups, oc // groups, n * oh * ow)
 
 
 def _from_matrix(y, n, out_hw):
     """Y (G, OC/G, N*OH*OW) as y (N, OC, OH, OW), contiguous."""
     g, m, _ = y.shape
-    return _xp(y).ascontiguousarray(y.reshape(g * m, n, *out_hw).transpose(1, 0, 2, 3))
+    return cpu.contiguous(y.reshape(g * m, n, *out_hw).transpose(1, 0, 2, 3))
 
 
 # ----------------------------------------------------------------------------- Functions
@@ -99,25 +99,30 @@ class Conv2d(Function):
     """y = conv(x, W) + b, computed as Y = Wm @ col (+ b); shapes in the module docstring.
 
     Backward: dL/dx = Conv2dGradInput(gy, W),  dL/dW = Conv2dGradWeight(x, gy),
-    dL/db = gy summed over (N, OH, OW). Kept for backward: only the inputs x and W
-    (``self.inputs``); col is recomputed by Conv2dGradWeight instead of stored.
+    dL/db = gy summed over (N, OH, OW). Kept for backward: the inputs x and W
+    (``self.inputs``) and, when W will need a gradient (``keep_col``), the col matrix
+    (C/G*KH*KW*G x N*OH*OW floats, KH*KW times x's size for stride 1): dL/dW reuses it
+    instead of copying the windows again, and releases it once used.
     """
 
-    def __init__(self, geo):
-        self.geo = geo
+    def __init__(self, geo, keep_col=False):
+        self.geo, self.keep_col, self.col = geo, keep_col, None
 
     def forward(self, x, w, b=None):
         col, out_hw = _im2col(x, w.shape[2:], self.geo)
         y = _from_matrix(_weight_matrix(w, self.geo.groups) @ col, x.shape[0], out_hw)
         if b is not None:
             y += b.reshape(1, -1, 1, 1)
+        if self.keep_col:
+            self.col = col
         return y
 
     def backward(self, gy):
         x, w = self.inputs[:2]
         need = self.needs_input_grad
+        col, self.col = self.col, None
         gx = Conv2dGradInput(self.geo, x.shape)(gy, w) if need[0] else None
-        gw = Conv2dGradWeight(self.geo, w.shape[2:])(x, gy) if need[1] else None
+        gw = Conv2dGradWeight(self.geo, w.shape[2:], col)(x, gy) if need[1] else None
         if len(self.inputs) == 2:
             return gx, gw
         return gx, gw, (gy.sum(axis=(0, 2, 3)) if need[2] else None)
@@ -152,15 +157,18 @@ class Conv2dGradWeight(Function):
     """gW = dL/dW of conv2d for input x and upstream gradient gy.
 
     dL/dWm = gY @ col^T  (G, OC/G, C/G*KH*KW), reshaped to (OC, C/G, KH, KW); col is
-    im2col(x), recomputed here. Bilinear in (x, gy), and <ggW, gW> = <conv(x, ggW), gy>,
-    so for an upstream ggW: dL/dx = Conv2dGradInput(gy, ggW),  dL/dgy = conv2d(x, ggW).
+    im2col(x): the forward's, when it kept it, else computed here. Bilinear in (x, gy), and
+    <ggW, gW> = <conv(x, ggW), gy>, so for an upstream ggW:
+    dL/dx = Conv2dGradInput(gy, ggW),  dL/dgy = conv2d(x, ggW).
     """
 
-    def __init__(self, geo, kernel):
-        self.geo, self.kernel = geo, tuple(kernel)
+    def __init__(self, geo, kernel, col=None):
+        self.geo, self.kernel, self.col = geo, tuple(kernel), col
 
     def forward(self, x, gy):
-        col, _ = _im2col(x, self.kernel, self.geo)
+        col, self.col = self.col, None
+        if col is None:
+            col, _ = _im2col(x, self.kernel, self.geo)
         # (col @ gY^T)^T rather than gY @ col^T: the same numbers, but OpenBLAS is up to
         # 9x faster on this orientation when N*OH*OW is long (benchmarks/RESULTS.md)
         gw = (col @ _to_matrix(gy, self.geo.groups).transpose(0, 2, 1)).transpose(0, 2, 1)
@@ -228,4 +236,5 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     x, weight = as_tensor(x), as_tensor(weight)
     bias = None if bias is None else as_tensor(bias)
     geo = _geometry(x, weight, bias, stride, padding, dilation, groups)
-    return Conv2d(geo)(x, weight) if bias is None else Conv2d(geo)(x, weight, bias)
+    conv = Conv2d(geo, keep_col=weight.requires_grad and is_grad_enabled())
+    return conv(x, weight) if bias is None else conv(x, weight, bias)

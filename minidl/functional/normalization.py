@@ -5,7 +5,7 @@ formulas and exactly what it keeps for backward.
 """
 import numpy as np
 
-from .. import backend
+from .. import backend, cpu
 from ..tensor import Function, Tensor, as_tensor
 
 
@@ -17,18 +17,21 @@ def _xp(array):
 def _window_sum(a, before, after):
     """s[:, i] = sum of a[:, j] for j = i - before ... i + after clipped to [0, C).
 
-    Exact: the channel axis is zero-padded by (before, after) and the ``before + after + 1``
-    shifted slices are added one by one (a loop over window offsets, each step a whole-array
-    addition), so there is no cancellation as with a cumulative sum.
+    Exact: a copy of a plus, for each other window offset d, a[:, i + d] added onto the
+    channels i where i + d is inside [0, C) (a loop over window offsets, each step a
+    whole-array addition), so there is no cancellation as with a cumulative sum.
     """
-    xp = _xp(a)
-    n, c = a.shape[:2]
-    padded = xp.zeros((n, c + before + after) + a.shape[2:], dtype=a.dtype)
-    padded[:, before:before + c] = a
-    total = padded[:, 0:c].copy()
-    for d in range(1, before + after + 1):
-        total += padded[:, d:d + c]
+    c = a.shape[1]
+    total = a.copy()
+    for d in range(-before, after + 1):
+        if d != 0 and abs(d) < c:
+            total[:, max(0, -d):c - max(0, d)] += a[:, max(0, d):c + min(0, d)]
     return total
+
+
+def _by_images(fn, x, *outputs):
+    """Run fn(a, b) for the images a..b-1 of x, parts shared among the CPU threads."""
+    cpu.parallel_for(fn, x.shape[0], x.size * (1 + len(outputs)), _xp(x))
 
 
 class LocalResponseNorm(Function):
@@ -51,11 +54,18 @@ class LocalResponseNorm(Function):
         self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
 
     def forward(self, x):
-        scale = _window_sum(x * x, self.size // 2, (self.size - 1) // 2)
-        scale *= self.alpha
-        scale += self.k
+        xp = _xp(x)
+        scale, y = xp.empty_like(x), xp.empty_like(x)
+
+        def run(a, b):
+            s = scale[a:b]
+            s[...] = _window_sum(x[a:b] * x[a:b], self.size // 2, (self.size - 1) // 2)
+            s *= self.alpha
+            s += self.k
+            y[a:b] = x[a:b] * s ** -self.beta
+        _by_images(run, x, scale, y)
         self.scale = scale
-        return x * scale ** -self.beta
+        return y
 
     def backward(self, gy):
         return LRNGrad(self.scale, self.size, self.alpha, self.beta)(self.inputs[0], gy)
@@ -69,17 +79,22 @@ class LRNGrad(Function):
         self.scale, self.size, self.alpha, self.beta = scale, size, alpha, beta
 
     def forward(self, x, gy):
-        s = self.scale
-        s_pow = s ** -self.beta                 # s_i^-beta
-        q = gy * x                              # gy_i a_i s_i^(-beta-1)
-        q *= s_pow
-        q /= s
-        # transposed window: i = m - (size-1)//2 ... m + size//2
-        back = _window_sum(q, (self.size - 1) // 2, self.size // 2)
-        back *= x
-        back *= -2.0 * self.alpha * self.beta
-        gx = gy * s_pow
-        gx += back
+        gx = _xp(x).empty_like(x)
+
+        def run(a, b):
+            s, xs, g = self.scale[a:b], x[a:b], gy[a:b]
+            s_pow = s ** -self.beta                 # s_i^-beta
+            q = g * xs                              # gy_i a_i s_i^(-beta-1)
+            q *= s_pow
+            q /= s
+            # transposed window: i = m - (size-1)//2 ... m + size//2
+            back = _window_sum(q, (self.size - 1) // 2, self.size // 2)
+            back *= xs
+            back *= -2.0 * self.alpha * self.beta
+            out = gx[a:b]
+            _xp(x).multiply(g, s_pow, out=out)
+            out += back
+        _by_images(run, x, gx)
         return gx
 
     def backward(self, ggx):

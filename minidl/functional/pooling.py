@@ -13,7 +13,7 @@ gradients are linear in the upstream gradient), so both ops differentiate twice 
 """
 import numpy as np
 
-from .. import backend
+from .. import backend, cpu
 from ..kernels.im2col import col2im, output_size, pad2d, windows
 from ..tensor import Function, as_tensor, is_grad_enabled
 
@@ -112,24 +112,24 @@ class MaxPool2d(Function):
         kh, kw = self.kernel
         xpad = pad2d(x, self.pads, _lowest(x.dtype))
         cols = windows(xpad, self.kernel, self.stride, out_size=self.out)
-        best = cols[:, :, 0, 0].copy()
-        if not self.track:  # nothing will differentiate this: the max alone
-            for k in range(1, kh * kw):
-                xp.maximum(best, cols[:, :, k // kw, k % kw], out=best)
-            return best
+        best = xp.empty(x.shape[:2] + tuple(self.out), x.dtype)
         dtype = np.dtype(_index_dtype(kh * kw))
-        index = xp.zeros(best.shape, dtype)
-        better = xp.empty(best.shape, dtype=bool)
-        step = xp.empty(best.shape, dtype)
-        for k in range(1, kh * kw):  # running max over the kernel offsets
-            v = cols[:, :, k // kw, k % kw]
-            xp.greater(v, best, out=better)  # strictly: an equal value keeps the first max
-            xp.maximum(best, v, out=best)    # (propagates NaN into the output)
-            # k grows, so max(index, k * better) sets index = k exactly where v is better
-            xp.copyto(step, better)
-            step *= dtype.type(k)
-            xp.maximum(index, step, out=index)
-        if best.dtype.kind == 'f' and bool(xp.isnan(best).any()):
+        index = xp.zeros(best.shape, dtype) if self.track else None  # no gradient: no argmax
+
+        def run(a, b):  # images a..b-1: a running max over the kernel offsets
+            y = best[a:b]
+            y[...] = cols[a:b, :, 0, 0]
+            better, step = xp.empty(y.shape, dtype=bool), xp.empty(y.shape, dtype=dtype)
+            for k in range(1, kh * kw):
+                v = cols[a:b, :, k // kw, k % kw]
+                if index is not None:  # strictly greater: an equal value keeps the first max
+                    xp.greater(v, y, out=better)
+                    # k grows, so max(index, k * better) sets index = k where v is better
+                    xp.multiply(better, dtype.type(k), out=step)
+                    xp.maximum(index[a:b], step, out=index[a:b])
+                xp.maximum(y, v, out=y)  # (propagates NaN into the output)
+        cpu.parallel_for(run, x.shape[0], cols.size, xp)
+        if index is not None and best.dtype.kind == 'f' and bool(xp.isnan(best).any()):
             index = self._nan_index(cols, dtype)
         self.index = index
         return best
@@ -168,24 +168,34 @@ class MaxPool2dGrad(Function):
 
     def forward(self, gy):
         xp = _xp(gy)
-        (kh, kw), (sh, sw), (oh, ow) = self.kernel, self.stride, self.out
-        gx = xp.zeros(self.padded, dtype=gy.dtype)
-        masked = xp.empty_like(gy)
-        for a in range(min(sh, kh)):
-            for b in range(min(sw, kw)):
-                offsets = [(i, j) for i in range(a, kh, sh) for j in range(b, kw, sw)]
-                rows, cols = oh + (kh - 1 - a) // sh, ow + (kw - 1 - b) // sw
-                phase = gx[:, :, a:a + sh * (rows - 1) + 1:sh, b:b + sw * (cols - 1) + 1:sw]
-                if len(offsets) == 1:  # e.g. non-overlapping windows: write gy directly
-                    xp.multiply(gy, self.index == a * kw + b, out=phase)
-                    continue
-                dense = phase if sw == 1 else xp.zeros(phase.shape, gy.dtype)
-                for i, j in offsets:
-                    xp.multiply(gy, self.index == i * kw + j, out=masked)
-                    dense[:, :, i // sh:i // sh + oh, j // sw:j // sw + ow] += masked
-                if dense is not phase:
-                    phase[...] = dense
+        (kh, kw), (sh, sw) = self.kernel, self.stride
+        gx = xp.empty(self.padded, dtype=gy.dtype)
+
+        def run(a, b):  # images a..b-1
+            gx[a:b] = 0
+            for ph in range(min(sh, kh)):
+                for pw in range(min(sw, kw)):
+                    self._phase(gx[a:b], gy[a:b], self.index[a:b], ph, pw)
+        cpu.parallel_for(run, gy.shape[0], gx.size, xp)
         return _crop(gx, self.shape, self.pads)
+
+    def _phase(self, gx, gy, index, a, b):
+        """Add into gx the share of gy of every offset (i, j) with phase (a, b)."""
+        xp = _xp(gy)
+        (kh, kw), (sh, sw), (oh, ow) = self.kernel, self.stride, self.out
+        offsets = [(i, j) for i in range(a, kh, sh) for j in range(b, kw, sw)]
+        rows, cols = oh + (kh - 1 - a) // sh, ow + (kw - 1 - b) // sw
+        phase = gx[:, :, a:a + sh * (rows - 1) + 1:sh, b:b + sw * (cols - 1) + 1:sw]
+        if len(offsets) == 1:  # e.g. non-overlapping windows: write gy directly
+            xp.multiply(gy, index == a * kw + b, out=phase)
+            return
+        dense = phase if sw == 1 else xp.zeros(phase.shape, gy.dtype)
+        masked = xp.empty_like(gy)
+        for i, j in offsets:
+            xp.multiply(gy, index == i * kw + j, out=masked)
+            dense[:, :, i // sh:i // sh + oh, j // sw:j // sw + ow] += masked
+        if dense is not phase:
+            phase[...] = dense
 
     def backward(self, ggx):
         return MaxPool2dGather(self.index, self.kernel, self.stride, self.pads,

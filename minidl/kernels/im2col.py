@@ -9,9 +9,10 @@ and ``windows(x)[n, c, i, j, oh, ow] = x[n, c, oh*sh + i*dh, ow*sw + j*dw]``. Th
 strided *view* of x (no copy, no loop); im2col is that view made contiguous in the order
 the matrix product wants. col2im is its adjoint: each window element is added back to the
 pixel it was read from, overlapping windows summing. It loops over the KH*KW kernel
-offsets only, each step one strided whole-array addition.
+offsets only, each step one strided whole-array addition (the images shared among the
+CPU threads, ``cpu.parallel_for``).
 """
-from .. import backend
+from .. import backend, cpu
 
 
 def output_size(size, kernel, stride, padding, dilation=1, ceil_mode=False):
@@ -32,8 +33,12 @@ def pad2d(x, pads, value=0.0):
         return x
     n, c, h, w = x.shape
     xp = backend.get_array_module(x)
-    out = xp.full((n, c, h + top + bottom, w + left + right), value, dtype=x.dtype)
-    out[:, :, top:top + h, left:left + w] = x
+    out = xp.empty((n, c, h + top + bottom, w + left + right), dtype=x.dtype)
+    out[:, :, :top] = value
+    out[:, :, top + h:] = value
+    out[:, :, top:top + h, :left] = value
+    out[:, :, top:top + h, left + w:] = value
+    cpu.copyto(out[:, :, top:top + h, left:left + w], x)
     return out
 
 
@@ -55,9 +60,13 @@ def col2im(cols, shape, stride, dilation=(1, 1)):
     n, c, kh, kw, oh, ow = cols.shape
     (sh, sw), (dh, dw) = stride, dilation
     xp = backend.get_array_module(cols)
-    x = xp.zeros(shape, dtype=cols.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            x[:, :, i * dh:i * dh + sh * (oh - 1) + 1:sh,
-                    j * dw:j * dw + sw * (ow - 1) + 1:sw] += cols[:, :, i, j]
+    x = xp.empty(shape, dtype=cols.dtype)
+
+    def add(start, stop):  # images start..stop-1, each thread its own
+        x[start:stop] = 0
+        for i in range(kh):
+            for j in range(kw):
+                x[start:stop, :, i * dh:i * dh + sh * (oh - 1) + 1:sh,
+                  j * dw:j * dw + sw * (ow - 1) + 1:sw] += cols[start:stop, :, i, j]
+    cpu.parallel_for(add, n, cols.size, xp)
     return x
