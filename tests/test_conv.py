@@ -183,6 +183,15 @@ def test_col_is_not_kept_when_the_weight_needs_no_gradient():
     assert not any(minidl.backend.is_array(v) for v in vars(fn).values())
 
 
+def test_a_col_bigger_than_the_limit_is_recomputed_not_kept(monkeypatch):
+    monkeypatch.setattr(conv, 'KEEP_COL_MAX_BYTES', 27 * 50 * 4 - 1)  # one byte short
+    x, w = rand(2, 3, 5, 5), rand(4, 3, 3, 3)
+    y = conv2d(x, w, padding=1)
+    assert y.grad_fn.col is None
+    y.sum().backward()
+    assert w.grad.shape == w.shape
+
+
 def test_the_weight_gradient_is_the_same_with_and_without_a_kept_col():
     x, w = rand(2, 4, 6, 6, requires_grad=False), rand(6, 2, 3, 3)
     gy = rand(2, 6, 3, 3, requires_grad=False).data

@@ -36,6 +36,11 @@ from ..tensor import Function, as_tensor, is_grad_enabled
 # stride, padding, dilation: (h, w) pairs of ints; groups: int
 Geometry = namedtuple('Geometry', 'stride padding dilation groups')
 
+# A conv layer keeps its col matrix for the weight gradient when it is at most this big;
+# a bigger one (VGG at 224 pixels: 1.8 GB for the second layer at batch 16) is copied
+# again in backward instead. Set to 0 to always recompute, to float('inf') to always keep.
+KEEP_COL_MAX_BYTES = 256 * 2 ** 20
+
 
 def _xp(array):
     return backend.get_array_module(array)
@@ -101,8 +106,9 @@ class Conv2d(Function):
     Backward: dL/dx = Conv2dGradInput(gy, W),  dL/dW = Conv2dGradWeight(x, gy),
     dL/db = gy summed over (N, OH, OW). Kept for backward: the inputs x and W
     (``self.inputs``) and, when W will need a gradient (``keep_col``), the col matrix
-    (C/G*KH*KW*G x N*OH*OW floats, KH*KW times x's size for stride 1): dL/dW reuses it
-    instead of copying the windows again, and releases it once used.
+    (C*KH*KW x N*OH*OW numbers, KH*KW times x's size for stride 1) if it is at most
+    ``KEEP_COL_MAX_BYTES``: dL/dW reuses it instead of copying the windows again, and
+    releases it once used.
     """
 
     def __init__(self, geo, keep_col=False):
@@ -113,7 +119,7 @@ class Conv2d(Function):
         y = _from_matrix(_weight_matrix(w, self.geo.groups) @ col, x.shape[0], out_hw)
         if b is not None:
             y += b.reshape(1, -1, 1, 1)
-        if self.keep_col:
+        if self.keep_col and col.nbytes <= KEEP_COL_MAX_BYTES:
             self.col = col
         return y
 

@@ -146,16 +146,33 @@ class MaxPool2d(Function):
                              self.pads, self.padded, self.out)(gy)
 
 
+def _argmax_positions(index, kernel, stride, padded):
+    """Where each window's argmax sits in the padded input, as a flat index.
+
+    index (N, C, OH, OW) holds k = i*KW + j; the result (N, C, OH, OW), int32 where it fits, is
+    ((n*C + c)*Hp + oh*sh + i)*Wp + ow*sw + j, a position in the padded input
+    flattened to N*C*Hp*Wp numbers.
+    """
+    xp = _xp(index)
+    n, c, oh, ow = index.shape
+    (kh, kw), (sh, sw), (hp, wp) = kernel, stride, padded[2:]
+    dtype = xp.int32 if n * c * hp * wp < 2 ** 31 else xp.int64
+    corner = (xp.arange(oh, dtype=dtype) * (sh * wp)).reshape(oh, 1) + \
+        xp.arange(ow, dtype=dtype) * sw                                   # (OH, OW)
+    pos = (xp.arange(n * c, dtype=dtype) * (hp * wp)).reshape(n, c, 1, 1) + corner
+    inside = xp.asarray([(k // kw) * wp + k % kw for k in range(kh * kw)], dtype=dtype)
+    pos += inside[index]                                              # within the window
+    return pos
+
+
 class MaxPool2dGrad(Function):
     """gx = gy scattered into zeros(x.shape) at the argmax of each window (adding up where
     windows overlap).
 
-    Offset k = (i, j) of output (oh, ow) is pixel (oh*sh + i, ow*sw + j). Offsets with the
-    same phase (i % sh, j % sw) write to the same pixels (a + sh*r, b + sw*q) of the
-    gradient, shifted by (i // sh, j // sw): their masked gy are summed in a dense array
-    for that phase (contiguous additions), which is then written once into its strided
-    slice of gx. Phases are disjoint, so each pixel of gx is written at most once
-    (strided writes are what costs on a CPU).
+    One unbuffered scatter-add (``np.add.at``, ``cupyx.scatter_add``) of gy into the
+    flattened padded gradient at ``_argmax_positions``: repeated positions (a pixel that is
+    the maximum of several overlapping windows) accumulate. The images are shared among
+    the CPU threads.
 
     Linear in gy with fixed argmax, so its adjoint is the gather ``ggy = ggx[argmax]``
     (``MaxPool2dGather``): the second derivative of max pooling w.r.t. the upstream
@@ -168,34 +185,15 @@ class MaxPool2dGrad(Function):
 
     def forward(self, gy):
         xp = _xp(gy)
-        (kh, kw), (sh, sw) = self.kernel, self.stride
         gx = xp.empty(self.padded, dtype=gy.dtype)
 
-        def run(a, b):  # images a..b-1
-            gx[a:b] = 0
-            for ph in range(min(sh, kh)):
-                for pw in range(min(sw, kw)):
-                    self._phase(gx[a:b], gy[a:b], self.index[a:b], ph, pw)
+        def run(a, b):  # images a..b-1: their own slice of gx
+            part = gx[a:b]
+            part[...] = 0
+            pos = _argmax_positions(self.index[a:b], self.kernel, self.stride, self.padded)
+            backend.scatter_add(part.reshape(-1), pos.reshape(-1), gy[a:b].reshape(-1))
         cpu.parallel_for(run, gy.shape[0], gx.size, xp)
         return _crop(gx, self.shape, self.pads)
-
-    def _phase(self, gx, gy, index, a, b):
-        """Add into gx the share of gy of every offset (i, j) with phase (a, b)."""
-        xp = _xp(gy)
-        (kh, kw), (sh, sw), (oh, ow) = self.kernel, self.stride, self.out
-        offsets = [(i, j) for i in range(a, kh, sh) for j in range(b, kw, sw)]
-        rows, cols = oh + (kh - 1 - a) // sh, ow + (kw - 1 - b) // sw
-        phase = gx[:, :, a:a + sh * (rows - 1) + 1:sh, b:b + sw * (cols - 1) + 1:sw]
-        if len(offsets) == 1:  # e.g. non-overlapping windows: write gy directly
-            xp.multiply(gy, index == a * kw + b, out=phase)
-            return
-        dense = phase if sw == 1 else xp.zeros(phase.shape, gy.dtype)
-        masked = xp.empty_like(gy)
-        for i, j in offsets:
-            xp.multiply(gy, index == i * kw + j, out=masked)
-            dense[:, :, i // sh:i // sh + oh, j // sw:j // sw + ow] += masked
-        if dense is not phase:
-            phase[...] = dense
 
     def backward(self, ggx):
         return MaxPool2dGather(self.index, self.kernel, self.stride, self.pads,
@@ -211,15 +209,9 @@ class MaxPool2dGather(Function):
             index, kernel, stride, pads, out)
 
     def forward(self, ggx):
-        xp = _xp(ggx)
-        kh, kw = self.kernel
-        cols = windows(pad2d(ggx, self.pads, 0), self.kernel, self.stride, out_size=self.out)
-        ggy = xp.zeros(self.index.shape, dtype=ggx.dtype)
-        picked = xp.empty_like(ggy)
-        for k in range(kh * kw):
-            xp.multiply(cols[:, :, k // kw, k % kw], self.index == k, out=picked)
-            ggy += picked
-        return ggy
+        padded = pad2d(ggx, self.pads, 0)
+        pos = _argmax_positions(self.index, self.kernel, self.stride, padded.shape)
+        return padded.reshape(-1)[pos]
 
     def backward(self, gy):
         x = self.inputs[0]
