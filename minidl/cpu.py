@@ -62,12 +62,33 @@ def get_num_threads():
     return _num_threads
 
 
+_worker = threading.local()  # .busy: this thread is running a part of a parallel_for
+
+
+def _run_part(fn, start, stop):
+    _worker.busy = True
+    try:
+        fn(start, stop)
+    finally:
+        _worker.busy = False
+
+
 def _executor():
     global _pool
     with _pool_lock:
         if _pool is None:
             _pool = ThreadPoolExecutor(_num_threads - 1, thread_name_prefix='minidl-cpu')
         return _pool
+
+
+def _forget_pool_after_fork():
+    """A forked child has none of the parent's threads: start a fresh pool when needed."""
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()
+
+
+if hasattr(os, 'register_at_fork'):
+    os.register_at_fork(after_in_child=_forget_pool_after_fork)
 
 
 def parallel_for(fn, length, items=None, xp=np):
@@ -79,13 +100,13 @@ def parallel_for(fn, length, items=None, xp=np):
     The calling thread does the first part itself; an exception in any part is re-raised.
     """
     parts = min(_num_threads, length)
-    if parts <= 1 or xp is not np or \
+    if parts <= 1 or xp is not np or getattr(_worker, 'busy', False) or \
             (items if items is not None else length) < MIN_PARALLEL_ITEMS:
-        fn(0, length)
+        fn(0, length)  # (inside a part already: nested work runs inline, never waits)
         return
     bounds = [length * k // parts for k in range(parts + 1)]
     pool = _executor()
-    futures = [pool.submit(fn, bounds[k], bounds[k + 1]) for k in range(1, parts)]
+    futures = [pool.submit(_run_part, fn, bounds[k], bounds[k + 1]) for k in range(1, parts)]
     try:
         fn(bounds[0], bounds[1])
     finally:

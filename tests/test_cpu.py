@@ -54,6 +54,41 @@ def test_an_error_in_a_worker_reaches_the_caller(threads):
         cpu.parallel_for(work, 100, items=10 ** 6)
 
 
+def test_nested_parallel_for_runs_inline_instead_of_deadlocking(threads):
+    threads(2)
+    hits = np.zeros((4, 1000), np.int64)
+
+    def outer(start, stop):
+        for row in range(start, stop):
+            def inner(a, b, row=row):
+                hits[row, a:b] += 1
+            cpu.parallel_for(inner, 1000, items=10 ** 6)
+    cpu.parallel_for(outer, 4, items=10 ** 6)
+    np.testing.assert_array_equal(hits, 1)
+
+
+@pytest.mark.skipif(not hasattr(os, 'fork'), reason='needs fork')
+def test_a_forked_child_gets_a_working_pool(threads):
+    threads(2)
+    cpu.parallel_for(lambda a, b: None, 100, items=10 ** 6)  # the parent's pool exists
+    code = """
+import os, sys, numpy as np, minidl
+from minidl import cpu
+cpu.parallel_for(lambda a, b: None, 100, items=10 ** 6)
+pid = os.fork()
+if pid == 0:
+    hits = np.zeros(100)
+    def work(a, b):
+        hits[a:b] += 1
+    cpu.parallel_for(work, 100, items=10 ** 6)
+    os._exit(0 if (hits == 1).all() else 3)
+_, status = os.waitpid(pid, 0)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+    env = dict(os.environ, MINIDL_NUM_THREADS='2')
+    subprocess.run([sys.executable, '-c', code], env=env, check=True, timeout=60)
+
+
 @pytest.mark.parametrize('bad', [0, -1, 2.0, '2'])
 def test_set_num_threads_refuses_non_positive_ints(bad):
     with pytest.raises(ValueError, match='set_num_threads: expected a positive int'):
