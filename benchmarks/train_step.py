@@ -46,6 +46,9 @@ LR, MOMENTUM = 0.01, 0.9
 CPU_CASES = [('alexnet-cifar', 128), ('alexnet-cifar-nolrn', 128), ('alexnet', 16)]
 GPU_CASES = [('alexnet-cifar', 256), ('vgg16-bn-cifar', 256), ('alexnet', 128)]
 DEZERO_MODELS = {'alexnet-cifar-nolrn'}   # timed in DeZero too (CPU only)
+# the environment that undoes, in a peer's process, what importing minidl sets: glibc's
+# default malloc, and OpenBLAS's default thread timeout (an empty value reads as unset)
+PEERS_AS_SHIPPED = {'MINIDL_MALLOC': 'system', 'OPENBLAS_THREAD_TIMEOUT': ''}
 LAYERS_CASE = ('alexnet-cifar', 128)      # the per-layer table (CPU)
 NOLRN_NOTE = ("alexnet-cifar-nolrn = models.build('alexnet-cifar', lrn=False) (LRN layers are "
               "Identity): DeZero has no LRN, so the minidl/DeZero ratio is measured on it")
@@ -550,10 +553,12 @@ def main():
     parser.add_argument('--warmup', type=int, default=2, help='untimed steps first')
     parser.add_argument('--tf32', action='store_true', help='GPU: allow TF32 matmul/conv')
     parser.add_argument('--json', help='also write the results to this file')
-    parser.add_argument('--peer-malloc', choices=('system', 'reuse'), default='system',
-                        help="MINIDL_MALLOC in the PyTorch and DeZero processes: 'system' "
-                        "(default) runs them as shipped although they import minidl for the "
-                        "weights; 'reuse' gives them minidl's malloc setting too")
+    parser.add_argument('--peers', choices=('as-shipped', 'like-minidl'),
+                        default='as-shipped',
+                        help="CPU settings of the PyTorch and DeZero processes, which import "
+                        "minidl only to copy the weights: 'as-shipped' (default) undoes what "
+                        "that import sets (MINIDL_MALLOC=system, OpenBLAS's default thread "
+                        "timeout); 'like-minidl' leaves them minidl's settings")
     parser.add_argument('--one', help=argparse.SUPPRESS)      # framework:model:batch:device
     parser.add_argument('--check', help=argparse.SUPPRESS)    # model:batch:device
     parser.add_argument('--layers', help=argparse.SUPPRESS)   # model:batch
@@ -595,10 +600,11 @@ def main():
         notes.append(f"GPU TF32: torch {state}; minidl " + (
             state if hasattr(minidl.cuda, 'allow_tf32') else 'n/a (no minidl.cuda.allow_tf32)'))
 
-    notes.append(f"malloc: minidl {'reuse' if minidl.cpu.MALLOC_TUNED else 'system'}; "
-                 f"PyTorch and DeZero processes MINIDL_MALLOC={args.peer_malloc} "
-                 f"(--peer-malloc); the per-layer table runs both frameworks in one process "
-                 f"with minidl's setting")
+    notes.append(f"CPU settings: minidl's own ({minidl.cpu.describe()}); PyTorch and DeZero "
+                 + ("as shipped (MINIDL_MALLOC=system, OPENBLAS_THREAD_TIMEOUT empty: their "
+                    "defaults)" if args.peers == 'as-shipped' else "with minidl's settings")
+                 + f" (--peers {args.peers}); the per-layer table runs both frameworks in one "
+                   f"process with minidl's settings")
     checks, results = [], []
     for name, batch, device in cases:
         print(f"case {name} batch {batch} on {device}", file=sys.stderr)
@@ -609,8 +615,8 @@ def main():
             ['dezero'] if use_dezero and name in DEZERO_MODELS and device == 'cpu' else [])
         for fw in frameworks:
             r = subprocess_json(args, '--one', f"{fw}:{name}:{batch}:{device}",
-                                env=None if fw == 'minidl' else
-                                {'MINIDL_MALLOC': args.peer_malloc})
+                                env=None if fw == 'minidl' or args.peers == 'like-minidl'
+                                else PEERS_AS_SHIPPED)
             row[fw] = r
             print(f"  {fw}: " + (r['error'] if 'error' in r else f"{r['ms']:.1f} ms"),
                   file=sys.stderr)

@@ -133,10 +133,10 @@ def contiguous(array):
 
 def describe():
     """One line of the CPU settings that change minidl's speed (for benchmark headers)."""
-    timeout = os.environ.get('OPENBLAS_THREAD_TIMEOUT', 'unset')
+    timeout = os.environ.get('OPENBLAS_THREAD_TIMEOUT') or 'default'
     early = 'before' if OPENBLAS_TIMEOUT_APPLIED else 'after'
     return (f"{_num_threads} threads, malloc {'reuse' if MALLOC_TUNED else 'system'}, "
-            f"OPENBLAS_THREAD_TIMEOUT={timeout} set {early} NumPy loaded")
+            f"OpenBLAS thread timeout {timeout}, minidl imported {early} NumPy")
 
 
 def keep_freed_memory():

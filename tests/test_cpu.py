@@ -111,3 +111,13 @@ def test_malloc_setting_follows_minidl_malloc(setting, tuned):
     out = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True,
                          text=True, check=True).stdout
     assert out.strip() == tuned
+
+
+@pytest.mark.parametrize('first, says', [('minidl', 'minidl imported before NumPy'),
+                                         ('numpy', 'minidl imported after NumPy')])
+def test_describe_says_whether_the_openblas_setting_could_apply(first, says):
+    code = f"import {first}, minidl; print(minidl.cpu.describe())"
+    env = {k: v for k, v in os.environ.items() if k != 'OPENBLAS_THREAD_TIMEOUT'}
+    out = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True,
+                         text=True, check=True).stdout
+    assert says in out and 'OpenBLAS thread timeout 4' in out
