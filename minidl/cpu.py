@@ -1,6 +1,6 @@
 """The CPU runtime: worker threads for whole-array work, and malloc's handling of big blocks.
 
-Two facts about NumPy on a small machine shape this file (measured in docs/performance.md):
+Three facts about NumPy on a small machine shape this file (measured in docs/performance.md):
 
 1. NumPy runs an elementwise loop or a strided copy on one core; only the matrix products
    (BLAS) use them all. But NumPy releases the GIL inside those loops, so Python threads
@@ -13,6 +13,10 @@ Two facts about NumPy on a small machine shape this file (measured in docs/perfo
    much as the copy that fills it. ``keep_freed_memory`` tells glibc to serve all sizes from
    its heap and keep what is freed for reuse: the CPU analogue of CuPy's memory pool. It
    runs on ``import minidl`` unless the environment has ``MINIDL_MALLOC=system``.
+
+3. OpenBLAS's idle threads spin for about 0.1 s after each matrix product, on the cores
+   these threads need. ``minidl/__init__.py`` sets ``OPENBLAS_THREAD_TIMEOUT`` when it is
+   imported before NumPy (``describe()`` says whether it was).
 
 The PyTorch-named knobs are ``minidl.set_num_threads(n)`` and ``minidl.get_num_threads()``
 (default: the cores this process may run on, or ``MINIDL_NUM_THREADS``).
@@ -34,7 +38,9 @@ MIN_PARALLEL_ITEMS = 1 << 15   # below this many array elements, threads cost mo
 def _default_threads():
     env = os.environ.get('MINIDL_NUM_THREADS')
     if env:
-        return max(1, int(env))
+        if not env.strip().isdigit() or int(env) < 1:
+            raise ValueError(f"MINIDL_NUM_THREADS must be a positive integer, got {env!r}")
+        return int(env)
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not Linux

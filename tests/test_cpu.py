@@ -103,6 +103,15 @@ def test_num_threads_default_comes_from_the_environment():
     assert out.strip() == '3'
 
 
+@pytest.mark.parametrize('bad', ['0', 'two', '-1'])
+def test_a_bad_thread_count_in_the_environment_is_named(bad):
+    env = dict(os.environ, MINIDL_NUM_THREADS=bad)
+    proc = subprocess.run([sys.executable, '-c', 'import minidl'], env=env,
+                          capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert f"MINIDL_NUM_THREADS must be a positive integer, got '{bad}'" in proc.stderr
+
+
 @pytest.mark.skipif(not sys.platform.startswith('linux'), reason='glibc mallopt: Linux only')
 @pytest.mark.parametrize('setting, tuned', [('reuse', 'True'), ('system', 'False')])
 def test_malloc_setting_follows_minidl_malloc(setting, tuned):
