@@ -284,6 +284,17 @@ def minidl_tf32(on):
     return 'on'
 
 
+def build_twin(name, make_twin):
+    """A peer's copy of the minidl model ``name`` and its class count; the minidl model
+    itself is freed before timing, so that it does not count in the peer's memory."""
+    model = build_minidl(name)
+    classes = num_classes(model)
+    twin = make_twin(model)
+    del model
+    gc.collect()
+    return twin, classes
+
+
 def run_one(spec, args):
     """Time one (framework, model, batch, device) case in this process; returns a dict."""
     framework, name, batch, device = spec.split(':')
@@ -317,11 +328,7 @@ def run_one(spec, args):
         import torch
         out['rss_after_import_mb'] = rss_mb()
         out['torch_threads'] = torch.get_num_threads()
-        model = build_minidl(name)
-        classes = num_classes(model)
-        twin = torch_twin(model)
-        del model
-        gc.collect()
+        twin, classes = build_twin(name, torch_twin)
         x_np, t_np = batch_arrays(name, batch, classes)
         x, t = torch.from_numpy(x_np), torch.from_numpy(t_np)
         if gpu:
@@ -347,11 +354,7 @@ def run_one(spec, args):
             raise ValueError("the DeZero case is CPU only")
         dezero = import_dezero()
         out['rss_after_import_mb'] = rss_mb()
-        model = build_minidl(name)
-        classes = num_classes(model)
-        twin = dezero_twin(model)
-        del model
-        gc.collect()
+        twin, classes = build_twin(name, dezero_twin)
         x, t = batch_arrays(name, batch, classes)
         opt = dezero.optimizers.MomentumSGD(lr=LR, momentum=MOMENTUM).setup(twin)
         softmax_cross_entropy = dezero.functions.softmax_cross_entropy
