@@ -120,11 +120,18 @@ def parallel_for(fn, length, items=None, xp=np):
             future.result()
 
 
+def parallel_rows(fn, array, passes=1):
+    """``parallel_for`` over the first axis of ``array``: fn(a, b) handles array[a:b] (and
+    the same rows of arrays shaped like it). ``passes``: how many arrays of its size the
+    work reads or writes, the measure of whether splitting pays."""
+    parallel_for(fn, array.shape[0], array.size * passes, backend.get_array_module(array))
+
+
 def copyto(dst, src):
     """dst[...] = src (same shape), the first axis shared among the threads on NumPy."""
     def copy(start, stop):
         dst[start:stop] = src[start:stop]
-    parallel_for(copy, dst.shape[0], dst.size, backend.get_array_module(dst))
+    parallel_rows(copy, dst)
 
 
 def contiguous(array):

@@ -13,14 +13,6 @@ def _xp(array):
     return backend.get_array_module(array)
 
 
-def _elementwise(fn, out, *inputs):
-    """Run fn(a, b), which fills out[a:b] from the inputs, for parts of the first axis
-    shared among the CPU threads; returns out."""
-    cpu.parallel_for(fn, out.shape[0] if out.ndim else 1, out.size * (1 + len(inputs)),
-                     _xp(out))
-    return out
-
-
 class ReLU(Function):
     """y = max(x, 0).   dL/dx = gy * [x > 0]   (0 at x = 0, as PyTorch): ``ReLUGrad``."""
 
@@ -31,7 +23,8 @@ class ReLU(Function):
 
         def run(a, b):
             _xp(x).maximum(x[a:b], 0, out=y[a:b])  # a Python 0 does not change the dtype
-        return _elementwise(run, y, x)
+        cpu.parallel_rows(run, y, passes=2)
+        return y
 
     def backward(self, gy):
         return ReLUGrad(self.inputs[0].data)(gy)
@@ -51,7 +44,8 @@ class ReLUGrad(Function):
 
         def run(a, b):
             _xp(gy).multiply(gy[a:b], self.x[a:b] > 0, out=gx[a:b])  # float * bool: float
-        return _elementwise(run, gx, gy, self.x)
+        cpu.parallel_rows(run, gx, passes=3)
+        return gx
 
     def backward(self, ggx):
         return ReLUGrad(self.x)(ggx)

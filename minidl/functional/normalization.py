@@ -29,11 +29,6 @@ def _window_sum(a, before, after):
     return total
 
 
-def _by_images(fn, x, *outputs):
-    """Run fn(a, b) for the images a..b-1 of x, parts shared among the CPU threads."""
-    cpu.parallel_for(fn, x.shape[0], x.size * (1 + len(outputs)), _xp(x))
-
-
 class LocalResponseNorm(Function):
     """b_i = a_i / s_i^beta,   s_i = k + alpha * sum_{j in W(i)} a_j^2,
     W(i) = i - size//2 ... i + (size-1)//2 clipped to the channels [0, C).
@@ -63,7 +58,7 @@ class LocalResponseNorm(Function):
             s *= self.alpha
             s += self.k
             y[a:b] = x[a:b] * s ** -self.beta
-        _by_images(run, x, scale, y)
+        cpu.parallel_rows(run, x, passes=3)
         self.scale = scale
         return y
 
@@ -94,7 +89,7 @@ class LRNGrad(Function):
             out = gx[a:b]
             _xp(x).multiply(g, s_pow, out=out)
             out += back
-        _by_images(run, x, gx)
+        cpu.parallel_rows(run, x, passes=2)
         return gx
 
     def backward(self, ggx):

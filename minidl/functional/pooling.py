@@ -128,7 +128,7 @@ class MaxPool2d(Function):
                     xp.multiply(better, dtype.type(k), out=step)
                     xp.maximum(index[a:b], step, out=index[a:b])
                 xp.maximum(y, v, out=y)  # (propagates NaN into the output)
-        cpu.parallel_for(run, x.shape[0], cols.size, xp)
+        cpu.parallel_rows(run, cols)
         if index is not None and best.dtype.kind == 'f' and bool(xp.isnan(best).any()):
             index = self._nan_index(cols, dtype)
         self.index = index
@@ -192,7 +192,7 @@ class MaxPool2dGrad(Function):
             part[...] = 0
             pos = _argmax_positions(self.index[a:b], self.kernel, self.stride, self.padded)
             backend.scatter_add(part.reshape(-1), pos.reshape(-1), gy[a:b].reshape(-1))
-        cpu.parallel_for(run, gy.shape[0], gx.size, xp)
+        cpu.parallel_rows(run, gx)
         return _crop(gx, self.shape, self.pads)
 
     def backward(self, ggx):

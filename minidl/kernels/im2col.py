@@ -10,7 +10,7 @@ strided *view* of x (no copy, no loop); im2col is that view made contiguous in t
 the matrix product wants. col2im is its adjoint: each window element is added back to the
 pixel it was read from, overlapping windows summing. It loops over the KH*KW kernel
 offsets only, each step one strided whole-array addition (the images shared among the
-CPU threads, ``cpu.parallel_for``).
+CPU threads, ``cpu.parallel_rows``).
 """
 from .. import backend, cpu
 
@@ -68,5 +68,5 @@ def col2im(cols, shape, stride, dilation=(1, 1)):
             for j in range(kw):
                 x[start:stop, :, i * dh:i * dh + sh * (oh - 1) + 1:sh,
                   j * dw:j * dw + sw * (ow - 1) + 1:sw] += cols[start:stop, :, i, j]
-    cpu.parallel_for(add, n, cols.size, xp)
+    cpu.parallel_rows(add, cols)
     return x
