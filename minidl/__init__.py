@@ -12,14 +12,16 @@ import os as _os
 import sys as _sys
 
 # OpenBLAS's threads spin for ~0.1 s after each matrix product, taking the core that
-# minidl's own worker thread needs for the copies around it (cpu.py). This only takes effect
-# when minidl is imported before NumPy; set the variable yourself to choose another value.
+# minidl's own worker thread needs for the copies around it (kernels/cpu.py). This only
+# takes effect when minidl is imported before NumPy; set the variable yourself to choose
+# another value.
 _os.environ.setdefault('OPENBLAS_THREAD_TIMEOUT', '4')
 _numpy_loaded_first = 'numpy' in _sys.modules
 
-from . import backend, cpu, cuda
+from . import backend, cuda
+from .kernels import cpu
 cpu.OPENBLAS_TIMEOUT_APPLIED = not _numpy_loaded_first
-from .cpu import set_num_threads, get_num_threads
+from .kernels.cpu import set_num_threads, get_num_threads
 from .tensor import (Tensor, Function, tensor, as_tensor, no_grad, enable_grad,
                      set_grad_enabled, is_grad_enabled, grad)
 from . import functional

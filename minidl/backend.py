@@ -32,6 +32,11 @@ def get_array_module(array):
     return np
 
 
+def on_gpu(array):
+    """True for a CuPy array: where the kernels (minidl/kernels) pick their GPU version."""
+    return _cupy is not None and isinstance(array, _cupy.ndarray)
+
+
 def is_array(obj):
     return isinstance(obj, np.ndarray) or (_cupy is not None and isinstance(obj, _cupy.ndarray))
 

@@ -77,7 +77,9 @@ class Tensor:
 
     ``Tensor(data, requires_grad=False)``: ``data`` is a NumPy or CuPy array (its dtype is
     kept), a Python number or a nested list (float32). Only floating-point tensors can
-    require gradients.
+    require gradients. Its operators and methods (``x + y``, ``x @ w``, ``x[i]``,
+    ``x.sum()``, ``x.reshape()``) are the differentiable ops of ``minidl.functional``,
+    attached by ``install_operators`` at the end of this file.
     """
     __array_ufunc__ = None  # ``ndarray + Tensor`` defers to Tensor.__radd__
     __hash__ = object.__hash__  # comparisons return Tensors; identity stays the hash
@@ -289,7 +291,92 @@ class Function:
             raise ValueError(f"{self.name}: all inputs must be on one device, got {described}")
 
 
+# ----------------------------------------------------------------------------- casts, moves
+class Cast(Function):
+    """y = x converted to ``dtype``.   dL/dx = gy converted back to x's dtype."""
+
+    def __init__(self, dtype):
+        self.dtype = np.dtype(dtype)
+
+    def forward(self, x):
+        return x.astype(self.dtype)
+
+    def backward(self, gy):
+        return Cast(self.inputs[0].dtype)(gy)
+
+
+def astype(x, dtype):
+    return x if x.dtype == np.dtype(dtype) else Cast(dtype)(x)
+
+
+class ToDevice(Function):
+    """y = x copied to ``device``.   dL/dx = gy copied back to x's device."""
+
+    def __init__(self, device):
+        self.device = backend.check_device(device)
+
+    def forward(self, x):
+        return backend.to_device(x, self.device)
+
+    def backward(self, gy):
+        return ToDevice(self.inputs[0].device)(gy)
+
+
+def to(x, device_or_dtype):
+    """``x.to('cuda')``, ``x.to('cpu')`` or ``x.to(numpy.float64)`` (differentiable)."""
+    if isinstance(device_or_dtype, str):
+        device = backend.check_device(device_or_dtype)
+        return x if x.device == device else ToDevice(device)(x)
+    return astype(x, device_or_dtype)
+
+
+
+
 # ----------------------------------------------------------------------------- backward
+def run_backward(roots, root_grads, retain_graph=False, create_graph=False, capture=None):
+    """The backward pass from ``roots`` (seeded with ``root_grads``): the chain rule, applied
+    to every Function once, outputs before inputs.
+
+    Without ``capture``: adds the gradient of every leaf that requires grad into ``leaf.grad``.
+    With ``capture`` (a list of tensors): returns their gradients and leaves ``.grad`` alone.
+    """
+    grads = {}  # id(tensor) -> (tensor, dL/dtensor summed over all its uses so far)
+    for r, g in zip(roots, root_grads):
+        _accumulate(grads, r, _seed(r, g))
+    captured = {id(t): None for t in capture} if capture is not None else None
+    with set_grad_enabled(create_graph):
+        for fn in _topological_order(roots):
+            outputs = [ref() for ref in fn.outputs]  # alive while fn.backward reads them
+            gys = [_output_grad(fn, i, y, grads, captured, create_graph)
+                   for i, y in enumerate(outputs)]
+            gxs = _normalise_input_grads(fn, fn.backward(*gys))
+            for x, gx in zip(fn.inputs, gxs):
+                if gx is not None:
+                    _accumulate(grads, x, gx)
+            if not retain_graph:
+                _free(fn)
+        leaves = [(t, _apply_hooks(t, g)) for t, g in grads.values()
+                  if t.requires_grad and t.grad_fn is None]  # what remains are the leaves
+        if captured is None:
+            return _write_leaf_grads(leaves, root_grads, create_graph)
+    captured.update((id(t), g) for t, g in leaves if id(t) in captured)
+    return [captured[id(t)] for t in capture]
+
+
+def _accumulate(grads, t, g):
+    """Add g to the gradient of t collected so far (a tensor used twice gets the sum)."""
+    if id(t) in grads:
+        g = grads[id(t)][1] + g
+    grads[id(t)] = (t, g)
+
+
+def _seed(root, g):
+    g = as_tensor(g, like=root)
+    if g.shape != root.shape:
+        raise ValueError(f"backward: grad has shape {g.shape}, the output has shape {root.shape}")
+    return g
+
+
 def _topological_order(roots):
     """Functions reachable from ``roots``, each after every function that uses its outputs.
 
@@ -312,6 +399,21 @@ def _topological_order(roots):
         stack.extend((x.grad_fn, False) for x in fn.inputs
                      if x.grad_fn is not None and id(x.grad_fn) not in visited)
     return post[::-1]
+
+
+def _output_grad(fn, i, y, grads, captured, create_graph):
+    """dL/dy for output i of fn, taken out of ``grads``: hooks applied, kept where
+    ``retain_grad`` or ``capture`` asks; zeros for an output nobody used (or freed)."""
+    g = grads.pop(id(y), (None, None))[1] if y is not None else None
+    if g is None:
+        shape, dtype = fn.output_meta[i]
+        return Tensor(backend.get_array_module(fn.inputs[0].data).zeros(shape, dtype))
+    g = _apply_hooks(y, g)
+    if y._retain_grad:
+        y.grad = g if create_graph else g.detach()
+    if captured is not None and id(y) in captured:
+        captured[id(y)] = g
+    return g
 
 
 def _apply_hooks(t, g):
@@ -347,73 +449,29 @@ def _normalise_input_grads(fn, grads):
     return out
 
 
+def _free(fn):
+    """Drop what fn kept for backward; a second backward through it raises a clear error."""
+    fn.inputs = None
+    fn.__dict__ = {k: v for k, v in fn.__dict__.items()
+                   if k in ('outputs', 'output_meta', 'inputs')}
+
+
 def _block(array):
     """The array that owns the memory of ``array`` (itself, or the base of a view)."""
     return array if array.base is None else array.base
 
 
-def run_backward(roots, root_grads, retain_graph=False, create_graph=False, capture=None):
-    """The backward pass from ``roots`` (seeded with ``root_grads``).
-
-    Without ``capture``: adds the gradient of every leaf that requires grad into ``leaf.grad``.
-    With ``capture`` (a list of tensors): returns their gradients and leaves ``.grad`` alone.
-    """
-    grads = {}  # id(tensor) -> (tensor, gradient summed over all its uses so far)
-
-    def accumulate(t, g):
-        if id(t) in grads:
-            g = grads[id(t)][1] + g
-        grads[id(t)] = (t, g)
-
-    for r, g in zip(roots, root_grads):
-        g = as_tensor(g, like=r)
-        if g.shape != r.shape:
-            raise ValueError(f"backward: grad has shape {g.shape}, the output has shape {r.shape}")
-        accumulate(r, g)
+def _write_leaf_grads(leaves, root_grads, create_graph):
+    """leaf.grad += g for each (leaf, g). Without create_graph the gradients are detached,
+    and a leaf's gradient never shares memory with the caller's seed or another leaf's."""
     given = {id(_block(g.data)) for g in root_grads if isinstance(g, Tensor)}
-    captured = {id(t): None for t in capture} if capture is not None else None
-
-    with set_grad_enabled(create_graph):
-        for fn in _topological_order(roots):
-            outputs = [ref() for ref in fn.outputs]
-            gys = []
-            for y, (shape, dtype) in zip(outputs, fn.output_meta):
-                g = grads.pop(id(y), (None, None))[1] if y is not None else None
-                if g is not None:
-                    g = _apply_hooks(y, g)
-                    if y._retain_grad:
-                        y.grad = g if create_graph else g.detach()
-                    if captured is not None and id(y) in captured:
-                        captured[id(y)] = g
-                if g is None:  # an unused output: its gradient is zero
-                    xp = backend.get_array_module(fn.inputs[0].data)
-                    g = Tensor(xp.zeros(shape, dtype))
-                gys.append(g)
-            input_grads = _normalise_input_grads(fn, fn.backward(*gys))
-            for x, g in zip(fn.inputs, input_grads):
-                if g is not None:
-                    accumulate(x, g)
-            if not retain_graph:
-                fn.inputs = None  # frees the graph; a second backward raises a clear error
-                fn.__dict__ = {k: v for k, v in fn.__dict__.items()
-                               if k in ('outputs', 'output_meta', 'inputs')}
-
-        for t, g in grads.values():  # what remains are leaves (and roots that are leaves)
-            if not t.requires_grad or t.grad_fn is not None:
-                continue
-            g = _apply_hooks(t, g)
-            if captured is not None:
-                if id(t) in captured:
-                    captured[id(t)] = g
-                continue
-            if not create_graph:
-                g = g.detach()
-                if id(_block(g.data)) in given:  # never alias the caller's or another leaf's
-                    g = Tensor(g.data.copy())
-                given.add(id(_block(g.data)))
-            t.grad = g if t.grad is None else t.grad + g
-    if captured is not None:
-        return [captured[id(t)] for t in capture]
+    for t, g in leaves:
+        if not create_graph:
+            g = g.detach()
+            if id(_block(g.data)) in given:
+                g = Tensor(g.data.copy())
+            given.add(id(_block(g.data)))
+        t.grad = g if t.grad is None else t.grad + g
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
@@ -447,3 +505,38 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
             raise RuntimeError(f"grad: input {i} ({inputs[i].shape}) was not used to compute "
                                f"the outputs; pass allow_unused=True")
     return result[0] if single_in else tuple(result)
+
+
+# ----------------------------------------------------------------------------- operators
+def install_operators(F):
+    """Give Tensor its operators and methods from the ops module ``F`` (minidl.functional):
+    ``x + y`` is ``F.add(x, y)``, ``x @ w`` is ``F.matmul(x, w)``, ``x[i]`` is
+    ``F.getitem(x, i)``, ``x.sum()`` is ``F.sum(x)``, and so on. Comparisons give plain
+    (non-differentiable) boolean Tensors. Called once, at the end of
+    minidl/functional/__init__.py, when every op exists."""
+    T = Tensor
+    T.__add__ = T.__radd__ = F.add
+    T.__sub__, T.__rsub__ = F.sub, lambda self, other: F.sub(other, self)
+    T.__mul__ = T.__rmul__ = F.mul
+    T.__truediv__, T.__rtruediv__ = F.div, lambda self, other: F.div(other, self)
+    T.__pow__, T.__rpow__ = F.pow, lambda self, other: F.pow(other, self)
+    T.__matmul__, T.__rmatmul__ = F.matmul, lambda self, other: F.matmul(other, self)
+    T.__neg__, T.__pos__, T.__abs__ = F.neg, (lambda self: self), F.absolute
+    T.__getitem__ = F.getitem
+    for op in ('__eq__', '__ne__', '__lt__', '__le__', '__gt__', '__ge__'):
+        setattr(T, op, _comparison(op))
+    T.sum, T.mean, T.max, T.argmax = F.sum, F.mean, F.max, F.argmax
+    T.reshape, T.transpose, T.flatten = F.reshape, F.transpose, F.flatten
+    T.exp, T.log, T.sqrt, T.abs = F.exp, F.log, F.sqrt, F.absolute
+    T.astype, T.to = astype, to
+    T.float = lambda self: astype(self, np.float32)
+    T.double = lambda self: astype(self, np.float64)
+    T.cpu = lambda self: to(self, 'cpu')
+    T.cuda = lambda self: to(self, 'cuda')
+
+
+def _comparison(op):
+    def method(self, other):
+        other = other.data if isinstance(other, Tensor) else other
+        return Tensor(getattr(self.data, op)(other))
+    return method

@@ -19,6 +19,8 @@ The formulas and the derivation of the PCA lighting are in ``docs/augmentation.m
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from ..utils import pair
+
 # PCA of ImageNet RGB pixels in the [0, 1] scale (the constants of fb.resnet.torch and the
 # torchvision reference scripts); columns of IMAGENET_EIGVEC are the eigenvectors.
 IMAGENET_EIGVAL = np.array([0.2175, 0.0188, 0.0045], np.float32)
@@ -37,13 +39,6 @@ def _check_batch(name, x, channels=None, floating=False):
     if floating and x.dtype.kind != 'f':
         raise TypeError(f"{name}: expected a floating-point batch (apply ToFloat first), "
                         f"got dtype {x.dtype} with shape {x.shape}")
-
-
-def _pair(name, size):
-    h, w = (size, size) if np.isscalar(size) else tuple(size)
-    if int(h) != h or int(w) != w or h < 1 or w < 1:
-        raise ValueError(f"{name}: size must be a positive int or (h, w), got {size!r}")
-    return int(h), int(w)
 
 
 class Compose:
@@ -123,7 +118,7 @@ class RandomCrop:
     """
 
     def __init__(self, size, padding=0):
-        self.size = _pair('RandomCrop', size)
+        self.size = pair('RandomCrop', 'size', size, 1)
         if int(padding) != padding or padding < 0:
             raise ValueError(f"RandomCrop: padding must be a non-negative int, got {padding!r}")
         self.padding = int(padding)
@@ -154,7 +149,7 @@ class CenterCrop:
     """The central ``(h, w)`` window: rows ``(H - h) // 2 ...``, columns ``(W - w) // 2 ...``."""
 
     def __init__(self, size):
-        self.size = _pair('CenterCrop', size)
+        self.size = pair('CenterCrop', 'size', size, 1)
 
     def __call__(self, x, rng=None):
         _check_batch('CenterCrop', x)

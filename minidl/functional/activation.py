@@ -4,27 +4,17 @@ Backward passes that are cheapest in terms of the output ``y`` read it as
 ``self.outputs[0]()``: the output Tensor itself, so that a gradient built from it can be
 differentiated again (its ``grad_fn`` is this very function).
 """
-from .. import backend, cpu
+from ..backend import get_array_module
+from ..kernels import elementwise as K
 from ..tensor import Function
 from .math import exp, sum
-
-
-def _xp(array):
-    return backend.get_array_module(array)
 
 
 class ReLU(Function):
     """y = max(x, 0).   dL/dx = gy * [x > 0]   (0 at x = 0, as PyTorch): ``ReLUGrad``."""
 
     def forward(self, x):
-        if x.ndim == 0:
-            return _xp(x).maximum(x, 0)
-        y = _xp(x).empty_like(x)
-
-        def run(a, b):
-            _xp(x).maximum(x[a:b], 0, out=y[a:b])  # a Python 0 does not change the dtype
-        cpu.parallel_rows(run, y, passes=2)
-        return y
+        return K.relu(x)
 
     def backward(self, gy):
         return ReLUGrad(self.inputs[0].data)(gy)
@@ -38,14 +28,7 @@ class ReLUGrad(Function):
         self.x = x
 
     def forward(self, gy):
-        if gy.ndim == 0:
-            return gy * (self.x > 0)
-        gx = _xp(gy).empty_like(gy)
-
-        def run(a, b):
-            _xp(gy).multiply(gy[a:b], self.x[a:b] > 0, out=gx[a:b])  # float * bool: float
-        cpu.parallel_rows(run, gx, passes=3)
-        return gx
+        return K.relu_grad(gy, self.x)
 
     def backward(self, ggx):
         return ReLUGrad(self.x)(ggx)
@@ -55,7 +38,7 @@ class Tanh(Function):
     """y = tanh x.   dL/dx = gy * (1 - y^2)."""
 
     def forward(self, x):
-        return _xp(x).tanh(x)
+        return get_array_module(x).tanh(x)
 
     def backward(self, gy):
         y = self.outputs[0]()
@@ -69,7 +52,7 @@ class Sigmoid(Function):
     """
 
     def forward(self, x):
-        return (_xp(x).tanh(x * 0.5) + 1) * 0.5
+        return (get_array_module(x).tanh(x * 0.5) + 1) * 0.5
 
     def backward(self, gy):
         y = self.outputs[0]()
@@ -86,7 +69,7 @@ class Softmax(Function):
         self.axis = axis
 
     def forward(self, x):
-        e = _xp(x).exp(x - x.max(axis=self.axis, keepdims=True))
+        e = get_array_module(x).exp(x - x.max(axis=self.axis, keepdims=True))
         return e / e.sum(axis=self.axis, keepdims=True)
 
     def backward(self, gy):
@@ -104,7 +87,7 @@ class LogSoftmax(Function):
         self.axis = axis
 
     def forward(self, x):
-        xp = _xp(x)
+        xp = get_array_module(x)
         shifted = x - x.max(axis=self.axis, keepdims=True)
         return shifted - xp.log(xp.exp(shifted).sum(axis=self.axis, keepdims=True))
 

@@ -23,27 +23,23 @@ Backward, with gY = dL/dy in the same layout as Y (see docs/im2col.md):
     dL/db  = sum of gy over (n, p, q)
 
 Both gradient maps are bilinear and their derivatives are again Conv2d, Conv2dGradInput and
-Conv2dGradWeight, so conv2d can be differentiated any number of times. Nothing here loops
-in Python except col2im, over the KH*KW kernel offsets.
+Conv2dGradWeight, so conv2d can be differentiated any number of times.
+
+``reference.conv2d`` computes the same y as a sum of KH*KW small products (one per kernel
+offset), from Tensor ops alone; this file trades that for one big GEMM. The copies around
+the GEMM (im2col, col2im, the layout transposes) and the budget for keeping col are in
+``minidl/kernels/im2col.py``.
 """
 import numbers
 from collections import namedtuple
 
-from .. import backend, cpu
-from ..kernels.im2col import col2im, output_size, pad2d, windows
+from ..kernels import im2col as K
+from ..kernels.elementwise import ascontiguousarray
 from ..tensor import Function, as_tensor, is_grad_enabled
+from ..utils import output_size, pair
 
 # stride, padding, dilation: (h, w) pairs of ints; groups: int
 Geometry = namedtuple('Geometry', 'stride padding dilation groups')
-
-# A conv layer keeps its col matrix for the weight gradient when it is at most this big;
-# a bigger one (VGG at 224 pixels: 1.8 GB for the second layer at batch 16) is copied
-# again in backward instead. Set to 0 to always recompute, to float('inf') to always keep.
-KEEP_COL_MAX_BYTES = 256 * 2 ** 20
-
-
-def _xp(array):
-    return backend.get_array_module(array)
 
 
 # ----------------------------------------------------------------------------- layouts
@@ -54,31 +50,15 @@ def _out_hw(x_shape, kernel, geo):
 
 
 def _im2col(x, kernel, geo):
-    """col (G, C/G*KH*KW, N*OH*OW) of x (N, C, H, W), and (OH, OW).
-
-    col[g, (c, i, j), (n, p, q)] = xpad[n, g*C/G + c, p*sh + i*dh, q*sw + j*dw]: the strided
-    window view (N, C, KH, KW, OH, OW) copied once, in the order (C, KH, KW, N, OH, OW).
-    """
-    n, c, _, _ = x.shape
-    (kh, kw), (ph, pw), out_hw = kernel, geo.padding, _out_hw(x.shape, kernel, geo)
-    view = windows(pad2d(x, (ph, ph, pw, pw)), kernel, geo.stride, geo.dilation, out_hw)
-    col = cpu.contiguous(view.transpose(1, 2, 3, 0, 4, 5))
-    return col.reshape(geo.groups, c // geo.groups * kh * kw, -1), out_hw
+    """col (G, C/G*KH*KW, N*OH*OW) of x (N, C, H, W): im2col's matrix, one block per group."""
+    col = K.im2col(x, kernel, geo.stride, geo.padding, geo.dilation)
+    return col.reshape(geo.groups, col.shape[0] // geo.groups, -1)
 
 
 def _col2im(gcol, x_shape, kernel, out_hw, geo):
-    """Adjoint of _im2col: gcol (G, C/G*KH*KW, N*OH*OW) summed back into an (N, C, H, W) array.
-
-    Each entry goes back to the pixel of xpad it was read from (overlaps add up); the
-    padding border, which is not part of x, is then cropped away. col2im runs on the
-    (C, N, ...) axis order of gcol (its two leading axes are just batch axes), where each
-    of its KH*KW strided additions reads gcol contiguously; one transpose copy ends it.
-    """
-    n, c, h, w = x_shape
-    (kh, kw), (oh, ow), (ph, pw) = kernel, out_hw, geo.padding
-    cols = gcol.reshape(c, kh, kw, n, oh, ow).transpose(0, 3, 1, 2, 4, 5)  # (C, N, KH, KW, ..)
-    gx = col2im(cols, (c, n, h + 2 * ph, w + 2 * pw), geo.stride, geo.dilation)
-    return cpu.contiguous(gx[:, :, ph:ph + h, pw:pw + w].transpose(1, 0, 2, 3))
+    """Adjoint of _im2col: gcol (G, C/G*KH*KW, N*OH*OW) summed back into (N, C, H, W)."""
+    return K.col2im(gcol.reshape(-1, gcol.shape[-1]), x_shape, kernel, geo.stride,
+                    geo.padding, geo.dilation, out_hw)
 
 
 def _weight_matrix(w, groups):
@@ -90,13 +70,13 @@ def _to_matrix(y, groups):
     """y (N, OC, OH, OW) as Y (G, OC/G, N*OH*OW), the layout of Wm @ col."""
     n, oc, oh, ow = y.shape
     y = y.reshape(n, groups, oc // groups, oh * ow).transpose(1, 2, 0, 3)
-    return cpu.contiguous(y).reshape(groups, oc // groups, n * oh * ow)
+    return ascontiguousarray(y).reshape(groups, oc // groups, n * oh * ow)
 
 
 def _from_matrix(y, n, out_hw):
     """Y (G, OC/G, N*OH*OW) as y (N, OC, OH, OW), contiguous."""
     g, m, _ = y.shape
-    return cpu.contiguous(y.reshape(g * m, n, *out_hw).transpose(1, 0, 2, 3))
+    return ascontiguousarray(y.reshape(g * m, n, *out_hw).transpose(1, 0, 2, 3))
 
 
 # ----------------------------------------------------------------------------- Functions
@@ -107,7 +87,7 @@ class Conv2d(Function):
     dL/db = gy summed over (N, OH, OW). Kept for backward: the inputs x and W
     (``self.inputs``) and, when W will need a gradient (``keep_col``), the col matrix
     (C*KH*KW x N*OH*OW numbers, KH*KW times x's size for stride 1) if it is at most
-    ``KEEP_COL_MAX_BYTES``: dL/dW reuses it instead of copying the windows again, and
+    ``kernels.im2col.KEEP_COL_MAX_BYTES``: dL/dW reuses it instead of copying the windows again, and
     releases it once used.
     """
 
@@ -115,12 +95,13 @@ class Conv2d(Function):
         self.geo, self.keep_col, self.col = geo, keep_col, None
 
     def forward(self, x, w, b=None):
-        col, out_hw = _im2col(x, w.shape[2:], self.geo)
-        y = _from_matrix(_weight_matrix(w, self.geo.groups) @ col, x.shape[0], out_hw)
+        col = _im2col(x, w.shape[2:], self.geo)
+        y = _from_matrix(_weight_matrix(w, self.geo.groups) @ col, x.shape[0],
+                         _out_hw(x.shape, w.shape[2:], self.geo))
         if b is not None:
             y += b.reshape(1, -1, 1, 1)
-        if self.keep_col and col.nbytes <= KEEP_COL_MAX_BYTES:
-            self.col = col
+        if self.keep_col:
+            self.col = K.keep_col(col)
         return y
 
     def backward(self, gy):
@@ -174,7 +155,7 @@ class Conv2dGradWeight(Function):
     def forward(self, x, gy):
         col, self.col = self.col, None
         if col is None:
-            col, _ = _im2col(x, self.kernel, self.geo)
+            col = _im2col(x, self.kernel, self.geo)
         # (col @ gY^T)^T rather than gY @ col^T: the same numbers, but OpenBLAS is up to
         # 9x faster on this orientation when N*OH*OW is long (benchmarks/RESULTS.md)
         gw = (col @ _to_matrix(gy, self.geo.groups).transpose(0, 2, 1)).transpose(0, 2, 1)
@@ -188,13 +169,6 @@ class Conv2dGradWeight(Function):
 
 
 # ----------------------------------------------------------------------------- API
-def _pair(name, value):
-    pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
-    if len(pair) != 2 or not all(isinstance(v, numbers.Integral) for v in pair):
-        raise ValueError(f"conv2d: {name} must be an int or a pair of ints, got {value!r}")
-    return tuple(int(v) for v in pair)
-
-
 def _geometry(x, w, b, stride, padding, dilation, groups):
     """Check the shapes and options of a conv2d call; return its Geometry."""
     if x.ndim != 4:
@@ -202,14 +176,14 @@ def _geometry(x, w, b, stride, padding, dilation, groups):
     if w.ndim != 4:
         raise ValueError(f"conv2d: weight must be 4-D (OC, C/groups, KH, KW), "
                          f"got shape {w.shape}")
-    geo = Geometry(_pair('stride', stride), _pair('padding', padding),
-                   _pair('dilation', dilation), groups)
+    geo = Geometry(pair('conv2d', 'stride', stride), pair('conv2d', 'padding', padding),
+                   pair('conv2d', 'dilation', dilation), groups)
     if min(geo.stride) < 1 or min(geo.dilation) < 1 or min(geo.padding) < 0:
         raise ValueError(f"conv2d: stride {geo.stride} and dilation {geo.dilation} must be "
                          f"positive and padding {geo.padding} non-negative (input {x.shape}, "
                          f"weight {w.shape})")
     (c, oc), g = (x.shape[1], w.shape[0]), groups
-    if not isinstance(g, numbers.Integral) or g < 1:
+    if not isinstance(g, numbers.Integral) or isinstance(g, bool) or g < 1:
         raise ValueError(f"conv2d: groups must be a positive int, got {groups!r}")
     if c % g:
         raise ValueError(f"conv2d: input channels C={c} of input {x.shape} are not "

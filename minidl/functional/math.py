@@ -1,4 +1,4 @@
-"""Arithmetic, elementwise math, matmul, reductions, shape ops and indexing.
+"""Arithmetic, elementwise math, matmul and linear, reductions.
 
 Each op is a ``Function`` with forward (on arrays) and backward (on Tensors) side by side.
 Broadcasting: an input broadcast in the forward receives ``sum_to(gradient, input.shape)``,
@@ -6,10 +6,9 @@ the sum over the axes it was broadcast along (the adjoint of broadcasting).
 """
 import builtins
 
-import numpy as np
-
-from .. import backend
+from ..backend import get_array_module
 from ..tensor import Function, Tensor, as_tensor
+from .shape import broadcast_shape, broadcast_to, sum_to
 
 
 def _operands(a, b):
@@ -20,66 +19,12 @@ def _operands(a, b):
     return as_tensor(a, like=b), b
 
 
-def _broadcast_shape(op, *shapes):
-    try:
-        return np.broadcast_shapes(*shapes)
-    except ValueError:
-        raise ValueError(f"{op}: shapes {' and '.join(str(tuple(s)) for s in shapes)} "
-                         f"cannot be broadcast together") from None
-
-
-def _xp(array):
-    return backend.get_array_module(array)
-
-
-# ----------------------------------------------------------------------------- broadcasting
-class BroadcastTo(Function):
-    """y = x broadcast to ``shape``.   dL/dx = sum_to(gy, x.shape)."""
-
-    def __init__(self, shape):
-        self.shape = tuple(shape)
-
-    def forward(self, x):
-        _broadcast_shape('broadcast_to', x.shape, self.shape)
-        return _xp(x).broadcast_to(x, self.shape)
-
-    def backward(self, gy):
-        return sum_to(gy, self.inputs[0].shape)
-
-
-class SumTo(Function):
-    """y = x summed over the axes that broadcasting to x.shape would have added or stretched.
-    dL/dx = broadcast_to(gy, x.shape)."""
-
-    def __init__(self, shape):
-        self.shape = tuple(shape)
-
-    def forward(self, x):
-        lead = x.ndim - len(self.shape)
-        axes = tuple(range(lead)) + tuple(
-            lead + i for i, n in enumerate(self.shape) if n == 1 and x.shape[lead + i] != 1)
-        y = x.sum(axis=axes, keepdims=True)
-        return y.reshape(self.shape) if lead else y
-
-    def backward(self, gy):
-        return broadcast_to(gy, self.inputs[0].shape)
-
-
-def broadcast_to(x, shape):
-    x = as_tensor(x)
-    return x if x.shape == tuple(shape) else BroadcastTo(shape)(x)
-
-
-def sum_to(x, shape):
-    return x if x.shape == tuple(shape) else SumTo(shape)(x)
-
-
 # ----------------------------------------------------------------------------- arithmetic
 class Add(Function):
     """y = a + b.   dL/da = gy,  dL/db = gy."""
 
     def forward(self, a, b):
-        _broadcast_shape('add', a.shape, b.shape)
+        broadcast_shape('add', a.shape, b.shape)
         return a + b
 
     def backward(self, gy):
@@ -91,7 +36,7 @@ class Sub(Function):
     """y = a - b.   dL/da = gy,  dL/db = -gy."""
 
     def forward(self, a, b):
-        _broadcast_shape('sub', a.shape, b.shape)
+        broadcast_shape('sub', a.shape, b.shape)
         return a - b
 
     def backward(self, gy):
@@ -103,7 +48,7 @@ class Mul(Function):
     """y = a * b.   dL/da = gy * b,  dL/db = gy * a."""
 
     def forward(self, a, b):
-        _broadcast_shape('mul', a.shape, b.shape)
+        broadcast_shape('mul', a.shape, b.shape)
         return a * b
 
     def backward(self, gy):
@@ -117,7 +62,7 @@ class Div(Function):
     """y = a / b.   dL/da = gy / b,  dL/db = -gy * a / b^2."""
 
     def forward(self, a, b):
-        _broadcast_shape('div', a.shape, b.shape)
+        broadcast_shape('div', a.shape, b.shape)
         return a / b
 
     def backward(self, gy):
@@ -141,7 +86,7 @@ class Pow(Function):
     """y = a ** b.   dL/da = gy * b * a^(b-1),  dL/db = gy * y * log(a)."""
 
     def forward(self, a, b):
-        _broadcast_shape('pow', a.shape, b.shape)
+        broadcast_shape('pow', a.shape, b.shape)
         return a ** b
 
     def backward(self, gy):
@@ -183,7 +128,7 @@ class Exp(Function):
     """y = e^x.   dL/dx = gy * y."""
 
     def forward(self, x):
-        return _xp(x).exp(x)
+        return get_array_module(x).exp(x)
 
     def backward(self, gy):
         return gy * self.outputs[0]()
@@ -193,7 +138,7 @@ class Log(Function):
     """y = ln x.   dL/dx = gy / x."""
 
     def forward(self, x):
-        return _xp(x).log(x)
+        return get_array_module(x).log(x)
 
     def backward(self, gy):
         return gy / self.inputs[0]
@@ -203,7 +148,7 @@ class Sqrt(Function):
     """y = sqrt(x).   dL/dx = gy / (2 y)."""
 
     def forward(self, x):
-        return _xp(x).sqrt(x)
+        return get_array_module(x).sqrt(x)
 
     def backward(self, gy):
         return gy / (2 * self.outputs[0]())
@@ -217,7 +162,7 @@ class Abs(Function):
 
     def backward(self, gy):
         x = self.inputs[0].data
-        return gy * Tensor(_xp(x).sign(x))
+        return gy * Tensor(get_array_module(x).sign(x))
 
 
 def exp(x):
@@ -232,46 +177,8 @@ def sqrt(x):
     return Sqrt()(x)
 
 
-def abs_(x):
+def absolute(x):
     return Abs()(x)
-
-
-class Cast(Function):
-    """y = x converted to ``dtype``.   dL/dx = gy converted back to x's dtype."""
-
-    def __init__(self, dtype):
-        self.dtype = np.dtype(dtype)
-
-    def forward(self, x):
-        return x.astype(self.dtype)
-
-    def backward(self, gy):
-        return Cast(self.inputs[0].dtype)(gy)
-
-
-def astype(x, dtype):
-    return x if x.dtype == np.dtype(dtype) else Cast(dtype)(x)
-
-
-class ToDevice(Function):
-    """y = x copied to ``device``.   dL/dx = gy copied back to x's device."""
-
-    def __init__(self, device):
-        self.device = backend.check_device(device)
-
-    def forward(self, x):
-        return backend.to_device(x, self.device)
-
-    def backward(self, gy):
-        return ToDevice(self.inputs[0].device)(gy)
-
-
-def to(x, device_or_dtype):
-    """``x.to('cuda')``, ``x.to('cpu')`` or ``x.to(numpy.float64)`` (differentiable)."""
-    if isinstance(device_or_dtype, str):
-        device = backend.check_device(device_or_dtype)
-        return x if x.device == device else ToDevice(device)(x)
-    return astype(x, device_or_dtype)
 
 
 # ----------------------------------------------------------------------------- matmul
@@ -285,8 +192,8 @@ class MatMul(Function):
         if a.shape[-1] != b.shape[-2]:
             raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not align "
                              f"({a.shape[-1]} != {b.shape[-2]})")
-        _broadcast_shape('matmul (batch dimensions)', a.shape[:-2], b.shape[:-2])
-        return _xp(a).matmul(a, b)
+        broadcast_shape('matmul (batch dimensions)', a.shape[:-2], b.shape[:-2])
+        return get_array_module(a).matmul(a, b)
 
     def backward(self, gy):
         a, b = self.inputs
@@ -440,218 +347,3 @@ def max(x, axis=None, keepdims=False):
 def argmax(x, axis=None):
     """Indices of the maxima (not differentiable)."""
     return Tensor(x.data.argmax(axis=axis))
-
-
-# ----------------------------------------------------------------------------- shape ops
-class Reshape(Function):
-    """y = x with a new shape (same elements, row-major).   dL/dx = gy reshaped to x.shape."""
-
-    def __init__(self, shape):
-        self.shape = shape
-
-    def forward(self, x):
-        try:
-            return x.reshape(self.shape)
-        except ValueError:
-            raise ValueError(f"reshape: cannot reshape a tensor of shape {x.shape} "
-                             f"({x.size} elements) into {self.shape}") from None
-
-    def backward(self, gy):
-        return gy.reshape(*self.inputs[0].shape)
-
-
-def reshape(x, *shape):
-    """NumPy-style: ``x.reshape(2, -1)`` or ``x.reshape((2, -1))``."""
-    shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-    return x if shape == x.shape else Reshape(shape)(x)
-
-
-class Transpose(Function):
-    """y = x with axes permuted.   dL/dx = gy permuted back (by the inverse permutation)."""
-
-    def __init__(self, axes):
-        self.axes = axes
-
-    def forward(self, x):
-        axes = self.axes if self.axes is not None else tuple(range(x.ndim))[::-1]
-        if sorted(a % builtins.max(x.ndim, 1) for a in axes) != list(range(x.ndim)):
-            raise ValueError(f"transpose: axes {axes} are not a permutation of the "
-                             f"{x.ndim} axes of a tensor of shape {x.shape}")
-        self.axes = tuple(a % x.ndim for a in axes)
-        return x.transpose(self.axes)
-
-    def backward(self, gy):
-        inverse = tuple(int(i) for i in np.argsort(self.axes))
-        return gy.transpose(*inverse)
-
-
-def transpose(x, *axes):
-    """NumPy-style: ``x.transpose()`` reverses the axes; ``x.transpose(0, 2, 1)`` permutes."""
-    axes = tuple(axes[0]) if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
-    return Transpose(axes or None)(x)
-
-
-def flatten(x, start_dim=1, end_dim=-1):
-    """Merge dimensions start_dim..end_dim into one: (N, C, H, W) -> (N, C*H*W)."""
-    start, end = start_dim % x.ndim, end_dim % x.ndim
-    if start > end:
-        raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} "
-                         f"for shape {x.shape}")
-    shape = x.shape[:start] + (-1,) + x.shape[end + 1:]
-    return x.reshape(*shape)
-
-
-# ----------------------------------------------------------------------------- indexing
-def _index_for(index, xp):
-    """Tensors inside an index become arrays on the indexed tensor's device."""
-    def one(i):
-        if isinstance(i, Tensor):
-            i = i.data
-        if isinstance(i, (list, np.ndarray)) or backend.is_array(i):
-            return xp.asarray(i)
-        return i
-    return tuple(one(i) for i in index) if isinstance(index, tuple) else one(index)
-
-
-def _is_basic(index):
-    parts = index if isinstance(index, tuple) else (index,)
-    return all(isinstance(i, (int, slice, type(None), type(Ellipsis))) for i in parts)
-
-
-class GetItem(Function):
-    """y = x[index] (basic or integer-array indexing).
-
-    dL/dx = zeros with gy added at the indexed positions; an index repeated k times gets
-    k contributions (scatter-add), as a sum over uses should.
-    """
-
-    def __init__(self, index):
-        self.index = index
-
-    def forward(self, x):
-        try:
-            return x[self.index]
-        except IndexError as e:
-            raise IndexError(f"getitem: index {self.index!r} is invalid for a tensor of "
-                             f"shape {x.shape}: {e}") from None
-
-    def backward(self, gy):
-        return GetItemGrad(self.index, self.inputs[0].shape)(gy)
-
-
-class GetItemGrad(Function):
-    """gx = scatter-add of gy into zeros(x.shape) at ``index``.   Its adjoint: ggy = ggx[index]."""
-
-    def __init__(self, index, shape):
-        self.index, self.shape = index, shape
-
-    def forward(self, gy):
-        gx = _xp(gy).zeros(self.shape, gy.dtype)
-        if _is_basic(self.index):
-            gx[self.index] = gy
-        else:
-            backend.scatter_add(gx, self.index, gy)
-        return gx
-
-    def backward(self, ggx):
-        return ggx[self.index]
-
-
-def getitem(x, index):
-    return GetItem(_index_for(index, _xp(x.data)))(x)
-
-
-# ----------------------------------------------------------------------------- concat, pad
-class Concat(Function):
-    """y = the inputs joined along ``axis``.   dL/dx_k = the k-th slice of gy along axis."""
-
-    def __init__(self, axis):
-        self.axis = axis
-
-    def forward(self, *xs):
-        ref = xs[0]
-        for x in xs[1:]:
-            if x.ndim != ref.ndim or any(
-                    a != b for i, (a, b) in enumerate(zip(x.shape, ref.shape))
-                    if i != self.axis % ref.ndim):
-                raise ValueError(f"concat: shapes {[t.shape for t in xs]} differ outside "
-                                 f"axis {self.axis}")
-        return _xp(ref).concatenate(xs, axis=self.axis)
-
-    def backward(self, gy):
-        axis = self.axis % gy.ndim
-        grads, start = [], 0
-        for x in self.inputs:
-            stop = start + x.shape[axis]
-            grads.append(gy[(slice(None),) * axis + (slice(start, stop),)])
-            start = stop
-        return tuple(grads)
-
-
-def concat(tensors, axis=0):
-    """Join tensors along an existing axis (``torch.cat``)."""
-    tensors = [as_tensor(t) for t in tensors]
-    if not tensors:
-        raise ValueError("concat: needs at least one tensor")
-    return Concat(axis)(*tensors)
-
-
-cat = concat
-
-
-class Pad(Function):
-    """y = x padded with a constant.   dL/dx = gy with the padding sliced away."""
-
-    def __init__(self, widths, value):
-        self.widths, self.value = widths, value
-
-    def forward(self, x):
-        return _xp(x).pad(x, self.widths, mode='constant', constant_values=self.value)
-
-    def backward(self, gy):
-        return gy[tuple(slice(lo, gy.shape[i] - hi) for i, (lo, hi) in enumerate(self.widths))]
-
-
-def pad(x, pad, value=0.0):
-    """Constant padding in PyTorch's convention: ``pad = (left, right)`` pads the last axis,
-    ``(left, right, top, bottom)`` the last two, and so on, last axis first."""
-    if len(pad) % 2 or len(pad) // 2 > x.ndim or any(int(p) < 0 for p in pad):
-        raise ValueError(f"pad: pad {tuple(pad)} must hold non-negative (before, after) pairs "
-                         f"for at most {x.ndim} axes of a tensor of shape {x.shape}")
-    widths = [(0, 0)] * x.ndim
-    for k in range(len(pad) // 2):
-        widths[x.ndim - 1 - k] = (int(pad[2 * k]), int(pad[2 * k + 1]))
-    return Pad(tuple(widths), value)(x)
-
-
-# ----------------------------------------------------------------------------- Tensor methods
-def _compare(op):
-    def method(self, other):
-        other = other.data if isinstance(other, Tensor) else other
-        return Tensor(getattr(self.data, op)(other))
-    return method
-
-
-def install_tensor_methods():
-    """Give Tensor its operators and methods (``x + y``, ``x.sum()``, ``x[i]``, ...)."""
-    T = Tensor
-    T.__add__ = T.__radd__ = add
-    T.__sub__, T.__rsub__ = sub, lambda self, other: sub(other, self)
-    T.__mul__ = T.__rmul__ = mul
-    T.__truediv__, T.__rtruediv__ = div, lambda self, other: div(other, self)
-    T.__pow__, T.__rpow__ = pow, lambda self, other: pow(other, self)
-    T.__matmul__, T.__rmatmul__ = matmul, lambda self, other: matmul(other, self)
-    T.__neg__ = neg
-    T.__pos__ = lambda self: self
-    T.__abs__ = abs_
-    T.__getitem__ = getitem
-    for op in ('__eq__', '__ne__', '__lt__', '__le__', '__gt__', '__ge__'):
-        setattr(T, op, _compare(op))
-    T.sum, T.mean, T.max, T.argmax = sum, mean, max, argmax
-    T.reshape, T.transpose, T.flatten = reshape, transpose, flatten
-    T.exp, T.log, T.sqrt, T.abs = exp, log, sqrt, abs_
-    T.astype, T.to = astype, to
-    T.float = lambda self: astype(self, np.float32)
-    T.double = lambda self: astype(self, np.float64)
-    T.cpu = lambda self: to(self, 'cpu')
-    T.cuda = lambda self: to(self, 'cuda')

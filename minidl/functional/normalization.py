@@ -1,34 +1,19 @@
 """Normalisation layers: local response normalisation (AlexNet) and batch normalisation.
 
 The derivations are written out in docs/lrn.md; each Function's docstring states its
-formulas and exactly what it keeps for backward.
+formulas and exactly what it keeps for backward. The readable versions, from Tensor ops
+alone, are ``reference.local_response_norm`` and ``reference.batch_norm``; LRN's fused
+kernels are in ``minidl/kernels/lrn.py``.
 """
 import numpy as np
 
-from .. import backend, cpu
+from .. import backend
+from ..backend import get_array_module
+from ..kernels import lrn as K
 from ..tensor import Function, Tensor, as_tensor
 
 
-def _xp(array):
-    return backend.get_array_module(array)
-
-
 # ----------------------------------------------------------------------------- LRN
-def _window_sum(a, before, after):
-    """s[:, i] = sum of a[:, j] for j = i - before ... i + after clipped to [0, C).
-
-    Exact: a copy of a plus, for each other window offset d, a[:, i + d] added onto the
-    channels i where i + d is inside [0, C) (a loop over window offsets, each step a
-    whole-array addition), so there is no cancellation as with a cumulative sum.
-    """
-    c = a.shape[1]
-    total = a.copy()
-    for d in range(-before, after + 1):
-        if d != 0 and abs(d) < c:
-            total[:, max(0, -d):c - max(0, d)] += a[:, max(0, d):c + min(0, d)]
-    return total
-
-
 class LocalResponseNorm(Function):
     """b_i = a_i / s_i^beta,   s_i = k + alpha * sum_{j in W(i)} a_j^2,
     W(i) = i - size//2 ... i + (size-1)//2 clipped to the channels [0, C).
@@ -49,17 +34,7 @@ class LocalResponseNorm(Function):
         self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
 
     def forward(self, x):
-        xp = _xp(x)
-        scale, y = xp.empty_like(x), xp.empty_like(x)
-
-        def run(a, b):
-            s = scale[a:b]
-            s[...] = _window_sum(x[a:b] * x[a:b], self.size // 2, (self.size - 1) // 2)
-            s *= self.alpha
-            s += self.k
-            y[a:b] = x[a:b] * s ** -self.beta
-        cpu.parallel_rows(run, x, passes=3)
-        self.scale = scale
+        y, self.scale = K.lrn(x, self.size, self.alpha, self.beta, self.k)
         return y
 
     def backward(self, gy):
@@ -74,23 +49,7 @@ class LRNGrad(Function):
         self.scale, self.size, self.alpha, self.beta = scale, size, alpha, beta
 
     def forward(self, x, gy):
-        gx = _xp(x).empty_like(x)
-
-        def run(a, b):
-            s, xs, g = self.scale[a:b], x[a:b], gy[a:b]
-            s_pow = s ** -self.beta                 # s_i^-beta
-            q = g * xs                              # gy_i a_i s_i^(-beta-1)
-            q *= s_pow
-            q /= s
-            # transposed window: i = m - (size-1)//2 ... m + size//2
-            back = _window_sum(q, (self.size - 1) // 2, self.size // 2)
-            back *= xs
-            back *= -2.0 * self.alpha * self.beta
-            out = gx[a:b]
-            _xp(x).multiply(g, s_pow, out=out)
-            out += back
-        cpu.parallel_rows(run, x, passes=2)
-        return gx
+        return K.lrn_grad(x, gy, self.scale, self.size, self.alpha, self.beta)
 
     def backward(self, ggx):
         raise NotImplementedError("local_response_norm: double backward is not implemented")
@@ -133,7 +92,7 @@ def _per_channel(a):
 
 def _channel_dot(a, b):
     """sum over every axis but C of a * b, without materialising the product."""
-    return _xp(a).einsum('ncl,ncl->c', _per_channel(a), _per_channel(b))
+    return get_array_module(a).einsum('ncl,ncl->c', _per_channel(a), _per_channel(b))
 
 
 class BatchNorm(Function):
@@ -163,7 +122,7 @@ class BatchNorm(Function):
         mean = _per_channel(x).mean(axis=(0, 2))
         centred = x - mean.reshape(shape)
         var = _channel_dot(centred, centred) / (x.size // x.shape[1])
-        inv_std = 1.0 / _xp(x).sqrt(var + self.eps)
+        inv_std = 1.0 / get_array_module(x).sqrt(var + self.eps)
         scale = inv_std * params[0] if self.has_weight else inv_std
         y = centred
         y *= scale.reshape(shape)
@@ -266,7 +225,7 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
         if rm is None or rv is None:
             raise ValueError(f"batch_norm: running_mean and running_var are required when "
                              f"training=False (input shape {x.shape})")
-        inv_std = Tensor(1.0 / _xp(rv).sqrt(rv.astype(x.dtype) + eps))
+        inv_std = Tensor(1.0 / get_array_module(rv).sqrt(rv.astype(x.dtype) + eps))
         scale = inv_std if weight is None else weight * inv_std
         shift = -Tensor(rm.astype(x.dtype)) * scale
         if bias is not None:

@@ -1,37 +1,20 @@
 """2-D pooling over NCHW images: max_pool2d and avg_pool2d (as torch.nn.functional).
 
-Both read their windows through the shared strided view ``kernels.im2col.windows`` and
-loop over the KH*KW kernel offsets only: each step is one whole-array operation on
-``windows(x)[:, :, i, j]``, the strided slice ``x[:, :, i::sh, j::sw]`` (cropped to
-OH x OW) that holds offset (i, j) of every window. Overlapping windows (e.g. 3x3 stride 2)
-need no special case: in backward every offset adds its share into the gradient (col2im
-for average pooling, a phase-wise scatter for max pooling), so a pixel read by several
-windows accumulates all of their contributions.
+y[n, c, p, q] is the max (or the mean) of the KH x KW window of x at (p*sh - ph, q*sw - pw).
+The readable versions are ``reference.max_pool2d`` and ``reference.avg_pool2d``: stack the
+KH*KW offsets of every window and reduce them, autograd deriving the backward. The fast
+ones here keep far less for backward (max pooling: one small integer per output, the
+position of the maximum) and call the kernels of ``minidl/kernels/pooling.py``.
 
 Every backward is itself a ``Function`` whose backward is known in closed form (pooling
 gradients are linear in the upstream gradient), so both ops differentiate twice and more.
+Overlapping windows (e.g. 3x3 stride 2) need no special case: in backward every window adds
+its share into the gradient, so a pixel read by several windows accumulates all of them.
 """
-import numpy as np
-
-from .. import backend, cpu
-from ..kernels.im2col import col2im, output_size, pad2d, windows
+from ..kernels import pooling as K
+from ..kernels.im2col import pad2d
 from ..tensor import Function, as_tensor, is_grad_enabled
-
-
-def _xp(array):
-    return backend.get_array_module(array)
-
-
-def _pair(op, name, value, minimum):
-    """``value`` as a pair of ints, each at least ``minimum`` (ValueError naming ``op``)."""
-    pair = (value, value) if isinstance(value, (int, np.integer)) else (
-        tuple(value) if isinstance(value, (tuple, list)) else ())
-    if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) for v in pair):
-        raise ValueError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
-    if any(v < minimum for v in pair):
-        kind = 'positive' if minimum == 1 else 'non-negative'
-        raise ValueError(f"{op}: {name} must be {kind}, got {value!r}")
-    return tuple(int(v) for v in pair)
+from ..utils import output_size, pair
 
 
 def _geometry(op, x, kernel_size, stride, padding, ceil_mode):
@@ -44,9 +27,9 @@ def _geometry(op, x, kernel_size, stride, padding, ceil_mode):
     """
     if x.ndim != 4:
         raise ValueError(f"{op}: expected a 4-D input (N, C, H, W), got shape {x.shape}")
-    kernel = _pair(op, 'kernel_size', kernel_size, 1)
-    stride = kernel if stride is None else _pair(op, 'stride', stride, 1)
-    pad = _pair(op, 'padding', padding, 0)
+    kernel = pair(op, 'kernel_size', kernel_size, 1)
+    stride = kernel if stride is None else pair(op, 'stride', stride, 1)
+    pad = pair(op, 'padding', padding, 0)
     if any(p > k // 2 for p, k in zip(pad, kernel)):
         raise ValueError(f"{op}: padding {pad} must be at most half the kernel size {kernel} "
                          f"(input shape {x.shape})")
@@ -73,20 +56,6 @@ def _crop(a, shape, pads):
     return a[:, :, pads[0]:pads[0] + h, pads[2]:pads[2] + w]
 
 
-def _lowest(dtype):
-    """The padding value of max pooling: -inf (the smallest integer for integer dtypes)."""
-    dtype = np.dtype(dtype)
-    return -np.inf if dtype.kind == 'f' else np.iinfo(dtype).min
-
-
-def _index_dtype(count):
-    """The smallest unsigned integer type that holds window positions 0 .. count-1."""
-    for dtype in (np.uint8, np.uint16, np.uint32):
-        if count - 1 <= np.iinfo(dtype).max:
-            return dtype
-    return np.int64
-
-
 # ----------------------------------------------------------------------------- max pooling
 class MaxPool2d(Function):
     """y[n,c,oh,ow] = max over the KH x KW window at (oh*sh - ph, ow*sw - pw), padding -inf.
@@ -108,71 +77,21 @@ class MaxPool2d(Function):
         self.track = track  # False: no gradient will be asked for, skip the argmax
 
     def forward(self, x):
-        xp = _xp(x)
-        kh, kw = self.kernel
-        xpad = pad2d(x, self.pads, _lowest(x.dtype))
-        cols = windows(xpad, self.kernel, self.stride, out_size=self.out)
-        best = xp.empty(x.shape[:2] + tuple(self.out), x.dtype)
-        dtype = np.dtype(_index_dtype(kh * kw))
-        index = xp.zeros(best.shape, dtype) if self.track else None  # no gradient: no argmax
-
-        def run(a, b):  # images a..b-1: a running max over the kernel offsets
-            y = best[a:b]
-            y[...] = cols[a:b, :, 0, 0]
-            better, step = xp.empty(y.shape, dtype=bool), xp.empty(y.shape, dtype=dtype)
-            for k in range(1, kh * kw):
-                v = cols[a:b, :, k // kw, k % kw]
-                if index is not None:  # strictly greater: an equal value keeps the first max
-                    xp.greater(v, y, out=better)
-                    # k grows, so max(index, k * better) sets index = k where v is better
-                    xp.multiply(better, dtype.type(k), out=step)
-                    xp.maximum(index[a:b], step, out=index[a:b])
-                xp.maximum(y, v, out=y)  # (propagates NaN into the output)
-        cpu.parallel_rows(run, cols)
-        if index is not None and best.dtype.kind == 'f' and bool(xp.isnan(best).any()):
-            index = self._nan_index(cols, dtype)
-        self.index = index
-        return best
-
-    @staticmethod
-    def _nan_index(cols, dtype):
-        """Argmax when NaNs are present: the first NaN of a window, else its first maximum
-        (np.argmax's rule, which is also PyTorch's)."""
-        n, c, kh, kw, oh, ow = cols.shape
-        return cols.reshape(n, c, kh * kw, oh, ow).argmax(axis=2).astype(dtype)
+        y, self.index = K.max_pool(x, self.kernel, self.stride, self.pads, self.out, self.track)
+        return y
 
     def backward(self, gy):
         return MaxPool2dGrad(self.index, self.inputs[0].shape, self.kernel, self.stride,
                              self.pads, self.padded, self.out)(gy)
 
 
-def _argmax_positions(index, kernel, stride, padded):
-    """Where each window's argmax sits in the padded input, as a flat index.
-
-    index (N, C, OH, OW) holds k = i*KW + j; the result (N, C, OH, OW), int32 where it fits, is
-    ((n*C + c)*Hp + oh*sh + i)*Wp + ow*sw + j, a position in the padded input
-    flattened to N*C*Hp*Wp numbers.
-    """
-    xp = _xp(index)
-    n, c, oh, ow = index.shape
-    (kh, kw), (sh, sw), (hp, wp) = kernel, stride, padded[2:]
-    dtype = xp.int32 if n * c * hp * wp < 2 ** 31 else xp.int64
-    corner = (xp.arange(oh, dtype=dtype) * (sh * wp)).reshape(oh, 1) + \
-        xp.arange(ow, dtype=dtype) * sw                                   # (OH, OW)
-    pos = (xp.arange(n * c, dtype=dtype) * (hp * wp)).reshape(n, c, 1, 1) + corner
-    inside = xp.asarray([(k // kw) * wp + k % kw for k in range(kh * kw)], dtype=dtype)
-    pos += inside[index]                                              # within the window
-    return pos
-
-
 class MaxPool2dGrad(Function):
     """gx = gy scattered into zeros(x.shape) at the argmax of each window (adding up where
     windows overlap).
 
-    One unbuffered scatter-add (``np.add.at``, ``cupyx.scatter_add``) of gy into the
-    flattened padded gradient at ``_argmax_positions``: repeated positions (a pixel that is
-    the maximum of several overlapping windows) accumulate. The images are shared among
-    the CPU threads.
+    One scatter-add (``kernels.pooling.max_pool_grad``) of gy into the padded gradient at
+    the argmax positions: a pixel that is the maximum of several overlapping windows
+    accumulates all of their gradients.
 
     Linear in gy with fixed argmax, so its adjoint is the gather ``ggy = ggx[argmax]``
     (``MaxPool2dGather``): the second derivative of max pooling w.r.t. the upstream
@@ -184,15 +103,7 @@ class MaxPool2dGrad(Function):
             index, shape, kernel, stride, pads, padded, out)
 
     def forward(self, gy):
-        xp = _xp(gy)
-        gx = xp.empty(self.padded, dtype=gy.dtype)
-
-        def run(a, b):  # images a..b-1: their own slice of gx
-            part = gx[a:b]
-            part[...] = 0
-            pos = _argmax_positions(self.index[a:b], self.kernel, self.stride, self.padded)
-            backend.scatter_add(part.reshape(-1), pos.reshape(-1), gy[a:b].reshape(-1))
-        cpu.parallel_rows(run, gx)
+        gx = K.max_pool_grad(gy, self.index, self.kernel, self.stride, self.padded)
         return _crop(gx, self.shape, self.pads)
 
     def backward(self, ggx):
@@ -209,9 +120,7 @@ class MaxPool2dGather(Function):
             index, kernel, stride, pads, out)
 
     def forward(self, ggx):
-        padded = pad2d(ggx, self.pads, 0)
-        pos = _argmax_positions(self.index, self.kernel, self.stride, padded.shape)
-        return padded.reshape(-1)[pos]
+        return K.max_pool_gather(pad2d(ggx, self.pads, 0), self.index, self.kernel, self.stride)
 
     def backward(self, gy):
         x = self.inputs[0]
@@ -252,13 +161,7 @@ class AvgPool2d(Function):
             kernel, stride, pads, padded, out)
 
     def forward(self, x):
-        kh, kw = self.kernel
-        cols = windows(pad2d(x, self.pads, 0), self.kernel, self.stride, out_size=self.out)
-        y = cols[:, :, 0, 0].copy()
-        for k in range(1, kh * kw):
-            y += cols[:, :, k // kw, k % kw]
-        y /= kh * kw
-        return y
+        return K.avg_pool(x, self.kernel, self.stride, self.pads, self.out)
 
     def backward(self, gy):
         return AvgPool2dGrad(self.inputs[0].shape, self.kernel, self.stride, self.pads,
@@ -274,12 +177,8 @@ class AvgPool2dGrad(Function):
             shape, kernel, stride, pads, padded, out)
 
     def forward(self, gy):
-        xp = _xp(gy)
-        (kh, kw), (oh, ow) = self.kernel, self.out
-        share = gy / (kh * kw)
-        n, c = gy.shape[:2]
-        cols = xp.broadcast_to(share[:, :, None, None], (n, c, kh, kw, oh, ow))
-        return _crop(col2im(cols, self.padded, self.stride), self.shape, self.pads)
+        gx = K.avg_pool_grad(gy, self.kernel, self.stride, self.padded)
+        return _crop(gx, self.shape, self.pads)
 
     def backward(self, ggx):
         return AvgPool2d(self.kernel, self.stride, self.pads, self.padded, self.out)(ggx)

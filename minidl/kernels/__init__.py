@@ -1,1 +1,25 @@
-"""Raw array kernels (no autograd): the NumPy/CuPy building blocks the functional ops use."""
+"""Kernels: the speed machinery, kept out of the teaching code.
+
+The ops in ``minidl/functional`` say *what* is computed (forward and backward side by side,
+each backward derived in its docstring); the functions here say *how fast*. Each kernel is
+a plain function on arrays (no autograd) with a docstring giving the formula it computes,
+and each is the fast twin of something readable: ``minidl.functional.reference`` computes
+the same values from plain Tensor operations, and the tests hold the two equal.
+
+One module per family:
+
+=================  ===============================================================
+``cpu``            the CPU runtime: worker threads (``parallel_for``), malloc reuse
+``elementwise``    ReLU and its gradient, contiguous copies, made by all CPU threads
+``im2col``         sliding windows, im2col / col2im, the conv col-matrix budget
+``pooling``        max pooling (running max + argmax, scatter-add backward), average
+``lrn``            local response normalisation, forward and backward
+``optim``          cache-blocked, threaded optimizer updates
+=================  ===============================================================
+
+The choice between the NumPy and the CuPy version of a kernel is made here, as Chainer's
+``utils/conv.py`` does with ``im2col_cpu`` / ``im2col_gpu``: on NumPy arrays the work is
+split among CPU threads (NumPy runs an elementwise loop on one core); on CuPy arrays one
+whole-array call does it all. ``minidl/backend.py`` stays the only module that imports
+CuPy.
+"""

@@ -1,29 +1,34 @@
-"""Sliding windows over NCHW images: the view behind im2col, and its adjoint col2im.
+"""Sliding windows over NCHW images: the view behind im2col, im2col itself and its adjoint.
 
 For a (padded) input x of shape (N, C, H, W), a KH x KW window with stride (sh, sw) and
-dilation (dh, dw) has output size
+dilation (dh, dw) has ``OH = utils.output_size(H, KH, sh, 0, dh)`` positions per column
+(likewise OW), and
 
-    OH = (H - dh (KH - 1) - 1) // sh + 1          (likewise OW)
+    windows(x)[n, c, i, j, oh, ow] = x[n, c, oh*sh + i*dh, ow*sw + j*dw]
 
-and ``windows(x)[n, c, i, j, oh, ow] = x[n, c, oh*sh + i*dh, ow*sw + j*dw]``. That is a
-strided *view* of x (no copy, no loop); im2col is that view made contiguous in the order
-the matrix product wants. col2im is its adjoint: each window element is added back to the
-pixel it was read from, overlapping windows summing. It loops over the KH*KW kernel
-offsets only, each step one strided whole-array addition (the images shared among the
-CPU threads, ``cpu.parallel_rows``).
+is a strided *view* of x (no copy, no loop). im2col is that view made contiguous in the
+order the matrix product wants; col2im is its adjoint: each window element is added back
+to the pixel it was read from, overlapping windows summing. ``windows_sum`` loops over
+the KH*KW kernel offsets only, each step one strided whole-array addition (on the CPU the
+images are shared among the threads).
+
+The readable convolution that needs none of this is ``minidl.functional.reference.conv2d``.
 """
-from .. import backend, cpu
+from .. import backend
+from ..backend import get_array_module
+from ..utils import output_size
+from . import cpu
+from .elementwise import ascontiguousarray, copyto
+
+# A conv layer keeps its col matrix for the weight gradient when it is at most this big;
+# a bigger one (VGG at 224 pixels: 1.8 GB for the second layer at batch 16) is copied
+# again in backward instead. Set to 0 to always recompute, to float('inf') to always keep.
+KEEP_COL_MAX_BYTES = 256 * 2 ** 20
 
 
-def output_size(size, kernel, stride, padding, dilation=1, ceil_mode=False):
-    """Number of window positions along one axis (PyTorch's formula, incl. ceil_mode)."""
-    span = size + 2 * padding - dilation * (kernel - 1) - 1
-    if not ceil_mode:
-        return span // stride + 1
-    out = -(-span // stride) + 1
-    if (out - 1) * stride >= size + padding:  # the last window must start inside the input
-        out -= 1
-    return out
+def keep_col(col):
+    """``col`` if keeping it for backward fits in ``KEEP_COL_MAX_BYTES``, else None."""
+    return col if col.nbytes <= KEEP_COL_MAX_BYTES else None
 
 
 def pad2d(x, pads, value=0.0):
@@ -32,13 +37,12 @@ def pad2d(x, pads, value=0.0):
     if not any(pads):
         return x
     n, c, h, w = x.shape
-    xp = backend.get_array_module(x)
-    out = xp.empty((n, c, h + top + bottom, w + left + right), dtype=x.dtype)
+    out = get_array_module(x).empty((n, c, h + top + bottom, w + left + right), dtype=x.dtype)
     out[:, :, :top] = value
     out[:, :, top + h:] = value
     out[:, :, top:top + h, :left] = value
     out[:, :, top:top + h, left + w:] = value
-    cpu.copyto(out[:, :, top:top + h, left:left + w], x)
+    copyto(out[:, :, top:top + h, left:left + w], x)
     return out
 
 
@@ -46,27 +50,55 @@ def windows(x, kernel, stride, dilation=(1, 1), out_size=None):
     """Strided view (N, C, KH, KW, OH, OW) of the windows of an already padded x."""
     n, c, h, w = x.shape
     (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
-    oh, ow = out_size or ((h - dh * (kh - 1) - 1) // sh + 1, (w - dw * (kw - 1) - 1) // sw + 1)
+    oh, ow = out_size or (output_size(h, kh, sh, 0, dh), output_size(w, kw, sw, 0, dw))
     s0, s1, s2, s3 = x.strides
     return backend.as_strided(x, (n, c, kh, kw, oh, ow),
                               (s0, s1, s2 * dh, s3 * dw, s2 * sh, s3 * sw))
 
 
-def col2im(cols, shape, stride, dilation=(1, 1)):
+def windows_sum(cols, shape, stride, dilation=(1, 1)):
     """Adjoint of ``windows``: cols (N, C, KH, KW, OH, OW) summed back into zeros(shape).
 
-    ``shape`` is the padded input's (N, C, H, W); cols may be any strided view.
+    ``shape`` is the padded input's (N, C, H, W); cols may be any strided view. Its two
+    leading axes are batch axes (col2im passes them as (C, N)).
     """
     n, c, kh, kw, oh, ow = cols.shape
     (sh, sw), (dh, dw) = stride, dilation
-    xp = backend.get_array_module(cols)
-    x = xp.empty(shape, dtype=cols.dtype)
+    x = get_array_module(cols).empty(shape, dtype=cols.dtype)
 
-    def add(start, stop):  # images start..stop-1, each thread its own
+    def part(start, stop):  # images start..stop-1, each thread its own
         x[start:stop] = 0
         for i in range(kh):
             for j in range(kw):
                 x[start:stop, :, i * dh:i * dh + sh * (oh - 1) + 1:sh,
                   j * dw:j * dw + sw * (ow - 1) + 1:sw] += cols[start:stop, :, i, j]
-    cpu.parallel_rows(add, cols)
+    cpu.parallel_rows(part, cols)
     return x
+
+
+def im2col(x, kernel, stride, padding, dilation):
+    """col (C*KH*KW, N*OH*OW) of x (N, C, H, W):
+
+        col[(c, i, j), (n, p, q)] = xpad[n, c, p*sh + i*dh, q*sw + j*dw]
+
+    the strided window view (N, C, KH, KW, OH, OW) of the zero-padded input, copied once
+    (by all CPU threads) in the order (C, KH, KW, N, OH, OW).
+    """
+    (kh, kw), (ph, pw) = kernel, padding
+    view = windows(pad2d(x, (ph, ph, pw, pw)), kernel, stride, dilation)
+    return ascontiguousarray(view.transpose(1, 2, 3, 0, 4, 5)).reshape(x.shape[1] * kh * kw, -1)
+
+
+def col2im(col, x_shape, kernel, stride, padding, dilation, out_hw):
+    """Adjoint of ``im2col``: col (C*KH*KW, N*OH*OW) summed back into an (N, C, H, W) array.
+
+    Each entry goes back to the pixel of xpad it was read from (overlaps add up); the
+    padding border, which is not part of x, is then cropped away. The sum runs on the
+    (C, N, ...) axis order of col, where each of its KH*KW strided additions reads col
+    contiguously; one transposing copy ends it.
+    """
+    n, c, h, w = x_shape
+    (kh, kw), (oh, ow), (ph, pw) = kernel, out_hw, padding
+    cols = col.reshape(c, kh, kw, n, oh, ow).transpose(0, 3, 1, 2, 4, 5)  # (C, N, KH, KW, ..)
+    gx = windows_sum(cols, (c, n, h + 2 * ph, w + 2 * pw), stride, dilation)
+    return ascontiguousarray(gx[:, :, ph:ph + h, pw:pw + w].transpose(1, 0, 2, 3))

@@ -7,15 +7,9 @@ Parameters are float32; ``model.double()`` converts them.
 import numpy as np
 
 from .. import functional as F
+from ..utils import pair
 from . import init
 from .module import Module, Parameter
-
-
-def _pair(v, name, layer):
-    pair = (v, v) if isinstance(v, (int, np.integer)) else tuple(v)
-    if len(pair) != 2 or not all(isinstance(i, (int, np.integer)) for i in pair):
-        raise ValueError(f"{layer}: {name} must be an int or a pair of ints, got {v!r}")
-    return tuple(int(i) for i in pair)
 
 
 def _empty(*shape):
@@ -50,10 +44,10 @@ class Conv2d(Module):
             raise ValueError(f"Conv2d: in_channels {in_channels} and out_channels "
                              f"{out_channels} must both be divisible by groups {groups}")
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size = _pair(kernel_size, 'kernel_size', 'Conv2d')
-        self.stride = _pair(stride, 'stride', 'Conv2d')
-        self.padding = _pair(padding, 'padding', 'Conv2d')
-        self.dilation = _pair(dilation, 'dilation', 'Conv2d')
+        self.kernel_size = pair('Conv2d', 'kernel_size', kernel_size)
+        self.stride = pair('Conv2d', 'stride', stride)
+        self.padding = pair('Conv2d', 'padding', padding)
+        self.dilation = pair('Conv2d', 'dilation', dilation)
         self.weight = _empty(out_channels, in_channels // groups, *self.kernel_size)
         self.register_parameter('bias', _empty(out_channels) if bias else None)
         init.default_init_(self.weight, self.bias)

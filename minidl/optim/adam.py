@@ -1,6 +1,7 @@
 """Adam and AdamW, as ``torch.optim.Adam`` and ``torch.optim.AdamW`` (same arithmetic)."""
-from .. import backend
-from .optimizer import Optimizer, blockwise
+from ..backend import get_array_module
+from ..kernels.optim import blockwise
+from .optimizer import Optimizer
 
 
 class Adam(Optimizer):
@@ -32,31 +33,18 @@ class Adam(Optimizer):
             raise ValueError(f"{self._name}: invalid betas {betas!r} (two numbers in [0, 1))")
 
     def _update(self, p, grad, group, state):
-        lr, eps = float(group['lr']), float(group['eps'])
-        weight_decay, decoupled = float(group['weight_decay']), self._decoupled_weight_decay
-        beta1, beta2 = (float(beta) for beta in group['betas'])
+        lr, (beta1, beta2) = float(group['lr']), (float(beta) for beta in group['betas'])
         if not state:
-            xp = backend.get_array_module(p.data)
+            xp = get_array_module(p.data)
             state.update(step=0, exp_avg=xp.zeros_like(p.data), exp_avg_sq=xp.zeros_like(p.data))
         state['step'] = step = state['step'] + 1
-        step_size = lr / (1 - beta1 ** step)
-        sqrt_bias_correction2 = (1 - beta2 ** step) ** 0.5
-
-        def update(p, grad, m, v):
-            if weight_decay != 0:
-                if decoupled:
-                    p *= 1 - lr * weight_decay
-                else:
-                    grad = grad + weight_decay * p
-            _lerp_(m, grad, 1 - beta1)
-            v *= beta2
-            v += (1 - beta2) * grad * grad
-            denom = backend.get_array_module(v).sqrt(v) / sqrt_bias_correction2
-            denom += eps
-            p += -step_size * m / denom
-
-        blockwise(update, p.data, backend.get_array_module(grad).ascontiguousarray(grad),
-                  state['exp_avg'], state['exp_avg_sq'])
+        blockwise(adam_update, p.data, get_array_module(grad).ascontiguousarray(grad),
+                  state['exp_avg'], state['exp_avg_sq'],
+                  lr=lr, beta1=beta1, beta2=beta2, eps=float(group['eps']),
+                  weight_decay=float(group['weight_decay']),
+                  decoupled=self._decoupled_weight_decay,
+                  step_size=lr / (1 - beta1 ** step),
+                  sqrt_bias_correction2=(1 - beta2 ** step) ** 0.5)
 
 
 class AdamW(Adam):
@@ -79,3 +67,20 @@ def _lerp_(start, end, weight):
         start += weight * (end - start)
     else:
         start[...] = end - (end - start) * (1 - weight)
+
+
+def adam_update(p, grad, m, v, *, lr, beta1, beta2, eps, weight_decay, decoupled, step_size,
+                sqrt_bias_correction2):
+    """One Adam / AdamW step on arrays, in place on p, m and v (the formulas of ``Adam``),
+    with ``step_size = lr / (1 - beta1^t)`` and ``sqrt_bias_correction2 = sqrt(1 - beta2^t)``."""
+    if weight_decay != 0:
+        if decoupled:
+            p *= 1 - lr * weight_decay
+        else:
+            grad = grad + weight_decay * p
+    _lerp_(m, grad, 1 - beta1)
+    v *= beta2
+    v += (1 - beta2) * grad * grad
+    denom = get_array_module(v).sqrt(v) / sqrt_bias_correction2
+    denom += eps
+    p += -step_size * m / denom

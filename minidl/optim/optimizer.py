@@ -10,33 +10,8 @@ position in ``param_groups`` (counted across groups) so it refers to no objects:
 """
 import numpy as np
 
-from .. import backend, cpu
+from .. import backend
 from ..tensor import Tensor, enable_grad
-
-BLOCK = 1 << 15  # elements per block: one block of every array of an update fits in L2 cache
-
-
-def blockwise(update, *arrays):
-    """Run ``update(*parts)`` on matching blocks of equally shaped arrays, in place.
-
-    An update is a few elementwise passes over p, g and the state. Whole-array passes each
-    stream every array from memory again; done one cache-sized block at a time, each array
-    is read and written once, and the blocks are shared among the CPU threads. The
-    arithmetic per element is unchanged, so is the result. Arrays that ``update`` writes
-    must be C-contiguous (the state is; a parameter that is not, or a CuPy array, is
-    updated whole).
-    """
-    if backend.get_array_module(arrays[0]) is not np or \
-            not all(a.flags.c_contiguous for a in arrays):
-        update(*arrays)
-        return
-    flat = [a.reshape(-1) for a in arrays]
-
-    def run(start, stop):
-        for lo in range(start, stop, BLOCK):
-            update(*(f[lo:min(lo + BLOCK, stop)] for f in flat))
-    cpu.parallel_for(run, flat[0].size)
-
 
 class _Required:
     def __repr__(self):

@@ -1,6 +1,7 @@
 """Stochastic gradient descent with momentum, as ``torch.optim.SGD``."""
-from .. import backend
-from .optimizer import Optimizer, blockwise, required
+from ..backend import get_array_module
+from ..kernels.optim import blockwise
+from .optimizer import Optimizer, required
 
 
 class SGD(Optimizer):
@@ -31,23 +32,26 @@ class SGD(Optimizer):
                              f"dampening={group['dampening']!r}")
 
     def _update(self, p, grad, group, state):
-        lr, momentum = float(group['lr']), float(group['momentum'])
-        weight_decay, dampening = float(group['weight_decay']), float(group['dampening'])
-        nesterov, first = group['nesterov'], 'momentum_buffer' not in state
-        if momentum != 0 and first:  # filled with the first gradient below
-            state['momentum_buffer'] = backend.get_array_module(p.data).empty_like(p.data)
+        momentum, first = float(group['momentum']), 'momentum_buffer' not in state
+        if momentum != 0 and first:  # filled with the first gradient by sgd_update
+            state['momentum_buffer'] = get_array_module(p.data).empty_like(p.data)
+        buffers = [state['momentum_buffer']] if momentum != 0 else []
+        blockwise(sgd_update, p.data, get_array_module(grad).ascontiguousarray(grad), *buffers,
+                  lr=float(group['lr']), momentum=momentum,
+                  dampening=float(group['dampening']),
+                  weight_decay=float(group['weight_decay']), nesterov=group['nesterov'],
+                  first=first)
 
-        def update(p, grad, buf=None):
-            if weight_decay != 0:
-                grad = grad + weight_decay * p
-            if momentum != 0:
-                if first:
-                    buf[...] = grad
-                else:
-                    buf *= momentum
-                    buf += grad if dampening == 0 else (1 - dampening) * grad
-                grad = grad + momentum * buf if nesterov else buf
-            p += -lr * grad
 
-        grad = backend.get_array_module(grad).ascontiguousarray(grad)
-        blockwise(update, p.data, grad, *([state['momentum_buffer']] if momentum != 0 else []))
+def sgd_update(p, grad, buf=None, *, lr, momentum, dampening, weight_decay, nesterov, first):
+    """One SGD step on arrays, in place on p and buf (the formulas of ``SGD``)."""
+    if weight_decay != 0:
+        grad = grad + weight_decay * p
+    if momentum != 0:
+        if first:
+            buf[...] = grad
+        else:
+            buf *= momentum
+            buf += grad if dampening == 0 else (1 - dampening) * grad
+        grad = grad + momentum * buf if nesterov else buf
+    p += -lr * grad

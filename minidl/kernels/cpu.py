@@ -20,6 +20,9 @@ Three facts about NumPy on a small machine shape this file (measured in docs/per
 
 The PyTorch-named knobs are ``minidl.set_num_threads(n)`` and ``minidl.get_num_threads()``
 (default: the cores this process may run on, or ``MINIDL_NUM_THREADS``).
+
+Only the kernels in this package call ``parallel_for``; the ops in ``minidl/functional``
+and the optimizers never see a thread.
 """
 import ctypes
 import ctypes.util
@@ -30,7 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from . import backend
+from .. import backend
 
 MIN_PARALLEL_ITEMS = 1 << 15   # below this many array elements, threads cost more than they save
 
@@ -125,23 +128,6 @@ def parallel_rows(fn, array, passes=1):
     the same rows of arrays shaped like it). ``passes``: how many arrays of its size the
     work reads or writes, the measure of whether splitting pays."""
     parallel_for(fn, array.shape[0], array.size * passes, backend.get_array_module(array))
-
-
-def copyto(dst, src):
-    """dst[...] = src (same shape), the first axis shared among the threads on NumPy."""
-    def copy(start, stop):
-        dst[start:stop] = src[start:stop]
-    parallel_rows(copy, dst)
-
-
-def contiguous(array):
-    """A C-contiguous copy of a strided view (``ascontiguousarray``), made by all threads."""
-    xp = backend.get_array_module(array)
-    if array.flags.c_contiguous or array.ndim == 0:
-        return array
-    out = xp.empty(array.shape, array.dtype)
-    copyto(out, array)
-    return out
 
 
 def describe():

@@ -1,0 +1,124 @@
+"""Pooling kernels: max pooling as a running max with a small argmax, its scatter-add
+backward and gather, and average pooling.
+
+Every kernel reads the windows through the strided view ``im2col.windows`` and loops over
+the KH*KW kernel offsets only: each step is one whole-array operation on
+``windows(x)[:, :, i, j]``, the slice that holds offset (i, j) of every window. On the CPU
+the images are shared among the threads (each thread its own rows of every array). The
+readable versions are ``reference.max_pool2d`` / ``reference.avg_pool2d``: they stack all
+KH*KW offsets into one (N, C, KH*KW, OH, OW) copy and reduce it.
+"""
+import numpy as np
+
+from .. import backend
+from ..backend import get_array_module
+from . import cpu
+from .im2col import pad2d, windows, windows_sum
+
+
+def lowest(dtype):
+    """The padding value of max pooling: -inf (the smallest integer for integer dtypes)."""
+    dtype = np.dtype(dtype)
+    return -np.inf if dtype.kind == 'f' else np.iinfo(dtype).min
+
+
+def index_dtype(count):
+    """The smallest unsigned integer type that holds window positions 0 .. count-1."""
+    for dtype in (np.uint8, np.uint16, np.uint32):
+        if count - 1 <= np.iinfo(dtype).max:
+            return dtype
+    return np.int64
+
+
+def max_pool(x, kernel, stride, pads, out, track=True):
+    """(y, index): y[n, c, p, q] = max of window (p, q) of x padded by ``pads`` with -inf;
+    index[n, c, p, q] = i*KW + j of its first maximum in row-major window order (a NaN
+    wins), or None when ``track`` is False (no gradient will be asked for).
+
+    A running max over the offsets k = 1 .. KH*KW-1: where offset k is strictly greater,
+    index becomes k (computed as max(index, k * [v > y]), k growing).
+    """
+    xp = get_array_module(x)
+    kh, kw = kernel
+    cols = windows(pad2d(x, pads, lowest(x.dtype)), kernel, stride, out_size=out)
+    y = xp.empty(x.shape[:2] + tuple(out), x.dtype)
+    dtype = np.dtype(index_dtype(kh * kw))
+    index = xp.zeros(y.shape, dtype) if track else None
+
+    def part(a, b):  # images a..b-1
+        best = y[a:b]
+        best[...] = cols[a:b, :, 0, 0]
+        better, step = xp.empty(best.shape, dtype=bool), xp.empty(best.shape, dtype=dtype)
+        for k in range(1, kh * kw):
+            v = cols[a:b, :, k // kw, k % kw]
+            if index is not None:  # strictly greater: an equal value keeps the first max
+                xp.greater(v, best, out=better)
+                xp.multiply(better, dtype.type(k), out=step)
+                xp.maximum(index[a:b], step, out=index[a:b])
+            xp.maximum(best, v, out=best)  # (propagates NaN into the output)
+    cpu.parallel_rows(part, cols)
+    if index is not None and y.dtype.kind == 'f' and bool(xp.isnan(y).any()):
+        n, c = cols.shape[:2]  # the first NaN wins: np.argmax's rule, also PyTorch's
+        index = cols.reshape(n, c, kh * kw, *out).argmax(axis=2).astype(dtype)
+    return y, index
+
+
+def argmax_positions(index, kernel, stride, padded):
+    """Where each window's argmax sits in the padded input, as a flat index.
+
+    index (N, C, OH, OW) holds k = i*KW + j; the result (N, C, OH, OW), int32 where it
+    fits, is ((n*C + c)*Hp + oh*sh + i)*Wp + ow*sw + j, a position in the padded input
+    flattened to N*C*Hp*Wp numbers.
+    """
+    xp = get_array_module(index)
+    n, c, oh, ow = index.shape
+    (kh, kw), (sh, sw), (hp, wp) = kernel, stride, padded[2:]
+    dtype = xp.int32 if n * c * hp * wp < 2 ** 31 else xp.int64
+    corner = (xp.arange(oh, dtype=dtype) * (sh * wp)).reshape(oh, 1) + \
+        xp.arange(ow, dtype=dtype) * sw                                   # (OH, OW)
+    pos = (xp.arange(n * c, dtype=dtype) * (hp * wp)).reshape(n, c, 1, 1) + corner
+    inside = xp.asarray([(k // kw) * wp + k % kw for k in range(kh * kw)], dtype=dtype)
+    pos += inside[index]                                              # within the window
+    return pos
+
+
+def max_pool_grad(gy, index, kernel, stride, padded):
+    """gx (shape ``padded``) = zeros with gy added at each window's argmax.
+
+    One unbuffered scatter-add (``np.add.at``, ``cupyx.scatter_add``) of gy into the
+    flattened padded gradient: a pixel that is the maximum of several overlapping windows
+    accumulates all of their gradients. On the CPU each thread scatters its own images.
+    """
+    gx = get_array_module(gy).empty(padded, dtype=gy.dtype)
+
+    def part(a, b):
+        gx[a:b] = 0
+        pos = argmax_positions(index[a:b], kernel, stride, padded)
+        backend.scatter_add(gx[a:b].reshape(-1), pos.reshape(-1), gy[a:b].reshape(-1))
+    cpu.parallel_rows(part, gx)
+    return gx
+
+
+def max_pool_gather(gx_padded, index, kernel, stride):
+    """ggy = gx_padded read at each window's argmax: the adjoint of ``max_pool_grad``."""
+    pos = argmax_positions(index, kernel, stride, gx_padded.shape)
+    return gx_padded.reshape(-1)[pos]
+
+
+def avg_pool(x, kernel, stride, pads, out):
+    """y = the mean of each KH x KW window of x zero-padded by ``pads`` (divisor KH*KW)."""
+    kh, kw = kernel
+    cols = windows(pad2d(x, pads, 0), kernel, stride, out_size=out)
+    y = cols[:, :, 0, 0].copy()
+    for k in range(1, kh * kw):
+        y += cols[:, :, k // kw, k % kw]
+    y /= kh * kw
+    return y
+
+
+def avg_pool_grad(gy, kernel, stride, padded):
+    """gx (shape ``padded``): every pixel gets gy / (KH*KW) from each window that reads it."""
+    (kh, kw), (n, c, oh, ow) = kernel, gy.shape
+    share = gy / (kh * kw)
+    cols = get_array_module(gy).broadcast_to(share[:, :, None, None], (n, c, kh, kw, oh, ow))
+    return windows_sum(cols, padded, stride)
