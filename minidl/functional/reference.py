@@ -1,0 +1,178 @@
+"""Readable reference versions of seven fast ops, written only with differentiable Tensor ops.
+
+Each function has the signature and defaults of the op of the same name in
+``minidl.functional`` and computes the same numbers, but says only the forward math: pads,
+strided slices, matmuls, sums. Its backward is whatever autograd derives from that graph.
+tests/test_reference.py checks in float64 that fast and reference agree, in values and in
+every input gradient, to 1e-10. They are slow and hungry (every slice is a node and a copy):
+read them and test against them, don't train with them.
+
+Argument checking is the fast ops' job. Here there are only the checks without which a bad
+argument would give a wrong answer instead of an error.
+
+What the fast version changes, and why:
+
+* conv2d (conv.py): im2col copies every window once into a matrix and does one GEMM per
+  group instead of KH*KW small matmuls; backward is hand-written (a transposed GEMM and
+  col2im) instead of a graph of KH*KW slices, pads and products; the col matrix is kept
+  for dW instead of being copied again.
+* max_pool2d (pooling.py): a running max over the kernel offsets, which stores one uint8
+  argmax per output instead of a stacked (N, C, KH*KW, OH, OW) copy, and a backward that
+  is one scatter-add.
+* avg_pool2d (pooling.py): a running sum forward and a col2im backward, with no stacked
+  copy and no graph.
+* local_response_norm (normalization.py): a fused forward that keeps only the scale s,
+  and a closed-form backward (docs/lrn.md) instead of a graph of about ``size`` nodes.
+* batch_norm (normalization.py): in training, one fused Function that stores two
+  per-channel vectors (mean, 1/std) instead of a graph holding several x-sized arrays.
+* softmax_cross_entropy (loss.py): fused; the gradient p - q comes in closed form.
+* linear (math.py's Linear): one Function, so dW comes out as one contiguous (out, in)
+  array (not the transpose of a matmul result) and the bias is added in place.
+"""
+import numpy as np
+
+from .. import backend
+from .. import functional as F
+from ..tensor import Tensor
+from ..utils import output_size, pair
+
+
+def _check(ok, message):
+    if not ok:
+        raise ValueError(message)
+
+
+# ----------------------------------------------------------------------------- conv, pooling
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """y[n, o, p, q] = b[o] + sum_{c, i, j} W[o, c, i, j] * xpad[n, gC/G + c, p sh + i dh,
+    q sw + j dw], where xpad is x zero-padded and g = o // (OC/G) is the group of o.
+
+    For each group and each kernel offset (i, j), the strided slice of xpad read at that
+    offset, (N, C/G, OH, OW), is multiplied over its channels by W[group, :, i, j].
+    """
+    sh, sw = pair('conv2d', 'stride', stride, 1)
+    ph, pw = pair('conv2d', 'padding', padding, 0)
+    dh, dw = pair('conv2d', 'dilation', dilation, 1)
+    n, c, h, w = x.shape
+    oc, cg, kh, kw = weight.shape
+    _check(c == cg * groups and oc % groups == 0, f"conv2d: input {x.shape}, weight "
+           f"{weight.shape} and groups={groups} do not fit together")
+    oh, ow = output_size(h, kh, sh, ph, dh), output_size(w, kw, sw, pw, dw)
+    _check(oh > 0 and ow > 0, f"conv2d: kernel {(kh, kw)} does not fit the input {x.shape}")
+    xpad, og = F.pad(x, (pw, pw, ph, ph)), oc // groups
+
+    def patch(g, i, j):  # (N, C/G, OH*OW): channel group g read at kernel offset (i, j)
+        rows, cols = slice(i * dh, i * dh + oh * sh, sh), slice(j * dw, j * dw + ow * sw, sw)
+        return xpad[:, g * cg:(g + 1) * cg, rows, cols].reshape(n, cg, oh * ow)
+
+    y = F.concat([sum(weight[g * og:(g + 1) * og, :, i, j] @ patch(g, i, j)
+                      for i in range(kh) for j in range(kw))
+                  for g in range(groups)], axis=1)
+    y = y.reshape(n, oc, oh, ow)
+    return y if bias is None else y + bias.reshape(1, oc, 1, 1)
+
+
+def _windows(op, x, kernel_size, stride, padding, ceil_mode, value):
+    """(N, C, KH*KW, OH, OW): the KH*KW strided slices of x padded with ``value``, one per
+    kernel offset. The bottom/right get what the last window needs (more in ceil mode)."""
+    kh, kw = pair(op, 'kernel_size', kernel_size, 1)
+    sh, sw = (kh, kw) if stride is None else pair(op, 'stride', stride, 1)
+    ph, pw = pair(op, 'padding', padding, 0)
+    n, c, h, w = x.shape
+    _check(ph <= kh // 2 and pw <= kw // 2, f"{op}: padding must be at most half the kernel")
+    oh, ow = output_size(h, kh, sh, ph, 1, ceil_mode), output_size(w, kw, sw, pw, 1, ceil_mode)
+    _check(oh > 0 and ow > 0, f"{op}: kernel {(kh, kw)} does not fit the input {x.shape}")
+    bottom, right = max(ph, (oh - 1) * sh + kh - h - ph), max(pw, (ow - 1) * sw + kw - w - pw)
+    xpad = F.pad(x, (pw, right, ph, bottom), value)
+    return F.concat([xpad[:, :, None, i:i + oh * sh:sh, j:j + ow * sw:sw]
+                     for i in range(kh) for j in range(kw)], axis=2)
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False):
+    """y[n, c, p, q] = max_{i<KH, j<KW} xpad[n, c, p sh + i, q sw + j], xpad = x padded with
+    -inf (so padding never wins).
+
+    Ties (e.g. a window of ReLU zeros): ``Tensor.max`` shares the gradient equally among
+    the maxima, where the fast op gives all of it to the first one, as PyTorch does.
+    """
+    return _windows('max_pool2d', x, kernel_size, stride, padding, ceil_mode,
+                    -np.inf).max(axis=2)
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0):
+    """y[n, c, p, q] = 1/(KH KW) sum_{i<KH, j<KW} xpad[n, c, p sh + i, q sw + j], xpad = x
+    padded with zeros, which count in the divisor (count_include_pad=True)."""
+    return _windows('avg_pool2d', x, kernel_size, stride, padding, False, 0.0).mean(axis=2)
+
+
+# ----------------------------------------------------------------------------- normalisation
+def local_response_norm(x, size=5, alpha=1e-4, beta=0.75, k=2.0):
+    """b_i = a_i / (k + alpha * sum_{j = i - size//2}^{i + (size-1)//2} a_j^2)^beta over the
+    channels i of x (N, C, H, W), with the channels beyond the edges counting as zero.
+
+    s is the sum of ``size`` shifted channel slices of a^2 zero-padded along C.
+    """
+    n, c, h, w = x.shape
+    _check(size >= 1, f"local_response_norm: size must be positive, got {size!r}")
+    sq = F.pad(x ** 2, (0, 0, 0, 0, size // 2, (size - 1) // 2))  # channel i is at i + size//2
+    s = sum(sq[:, d:d + c] for d in range(size))
+    return x / (k + alpha * s) ** beta
+
+
+def _array(stat):
+    return stat.data if isinstance(stat, Tensor) else stat
+
+
+def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False,
+               momentum=0.1, eps=1e-5):
+    """y = (x - mean) / sqrt(var + eps) * weight + bias, per channel (axis 1) of x (N, C, ...).
+
+    training: mean and biased var of the batch over every axis but C; the running stats
+    (if given) are then updated in place with momentum, the variance as the unbiased
+    var * n / (n - 1) (n values per channel). Otherwise the running stats are used.
+    """
+    c, n = x.shape[1], x.numel() // x.shape[1]  # n values per channel
+    axes, shape = (0,) + tuple(range(2, x.ndim)), (1, c) + (1,) * (x.ndim - 2)
+    if training:
+        _check(n > 1, f"batch_norm: need more than 1 value per channel, got {x.shape}")
+        mean = x.mean(axis=axes, keepdims=True)
+        var = ((x - mean) ** 2).mean(axis=axes, keepdims=True)
+    else:
+        mean = Tensor(_array(running_mean).astype(x.dtype).reshape(shape))
+        var = Tensor(_array(running_var).astype(x.dtype).reshape(shape))
+    y = (x - mean) / (var + eps) ** 0.5
+    y = y if weight is None else y * weight.reshape(*shape)
+    y = y if bias is None else y + bias.reshape(*shape)
+    if training:  # bookkeeping on arrays, outside the graph
+        for stat, batch in ((running_mean, mean.data), (running_var, var.data * n / (n - 1))):
+            if stat is not None:
+                _array(stat)[...] = (1 - momentum) * _array(stat) + momentum * batch.reshape(c)
+    return y
+
+
+# ----------------------------------------------------------------------------- loss, linear
+def softmax_cross_entropy(logits, target, label_smoothing=0.0, reduction='mean'):
+    """loss_n = -sum_c q_nc log p_nc,  log p = x - max - log sum_c exp(x - max),
+    q = (1 - eps) onehot(target) + eps / C; then the mean, the sum or (reduction='none')
+    the per-sample losses."""
+    xp = backend.get_array_module(logits.data)
+    t, (n, c) = xp.asarray(_array(target)), logits.shape
+    _check(t.shape == (n,) and (n == 0 or 0 <= int(t.min()) and int(t.max()) < c),
+           f"softmax_cross_entropy: target must be {n} class indices in [0, {c})")
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_p = shifted - F.log(F.exp(shifted).sum(axis=1, keepdims=True))
+    onehot = xp.eye(c, dtype=logits.dtype)[t]
+    q = Tensor((1 - label_smoothing) * onehot + label_smoothing / c)
+    loss = -(q * log_p).sum(axis=1)
+    if reduction == 'none':
+        return loss
+    if reduction == 'sum':
+        return loss.sum()
+    _check(reduction == 'mean', f"softmax_cross_entropy: unknown reduction {reduction!r}")
+    return loss.mean()
+
+
+def linear(x, weight, bias=None):
+    """y = x W^T + b for x (..., in), W (out, in), b (out,)."""
+    y = x @ weight.T
+    return y if bias is None else y + bias
