@@ -18,3 +18,4 @@ from .dropout import dropout
 from .loss import softmax_cross_entropy, cross_entropy, mse_loss
 
 install_operators(sys.modules[__name__])
+from . import reference  # noqa: E402  (the readable versions, built from the ops above)
