@@ -20,6 +20,7 @@ _numpy_loaded_first = 'numpy' in _sys.modules
 
 from . import backend, cuda
 from .kernels import cpu
+_sys.modules[__name__ + '.cpu'] = cpu  # ``import minidl.cpu`` still works (it moved)
 cpu.OPENBLAS_TIMEOUT_APPLIED = not _numpy_loaded_first
 from .kernels.cpu import set_num_threads, get_num_threads
 from .tensor import (Tensor, Function, tensor, as_tensor, no_grad, enable_grad,
