@@ -96,12 +96,24 @@ def header():
             f"{os.cpu_count()} cores | Python {platform.python_version()} | {versions}")
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--batch', type=int, default=128)
+def parse_args(doc, batch):
+    """--batch, --repeat and --json, the options every ops-level benchmark takes."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument('--batch', type=int, default=batch)
     parser.add_argument('--repeat', type=int, default=5)
     parser.add_argument('--json', help='also write the results to this file')
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def save_json(path, results):
+    """Write ``results`` to ``path`` atomically (a temporary file, then a rename)."""
+    with open(path + '.tmp', 'w') as f:
+        json.dump(results, f, indent=1)
+    os.replace(path + '.tmp', path)
+
+
+def main():
+    args = parse_args(__doc__, 128)
     rng = np.random.default_rng(0)
     rows = []
     for name, x_shape, w_shape, ours, theirs in cases(args.batch):
@@ -119,9 +131,7 @@ def main():
         print(f"{r['op']:34s} {r['minidl_ms']:10.1f} {r.get('torch_ms', float('nan')):10.1f} "
               f"{r.get('ratio', float('nan')):7.2f}")
     if args.json:
-        with open(args.json + '.tmp', 'w') as f:
-            json.dump({'header': header(), 'batch': args.batch, 'rows': rows}, f, indent=1)
-        os.replace(args.json + '.tmp', args.json)
+        save_json(args.json, {'header': header(), 'batch': args.batch, 'rows': rows})
 
 
 if __name__ == '__main__':

@@ -9,9 +9,7 @@ forward+backward of the reference and of the fast op (after one warm-up), their 
 the bytes each keeps alive between forward and backward beyond its inputs and output
 (measured with tracemalloc, which sees NumPy's allocations).
 """
-import argparse
 import datetime
-import json
 import os
 import platform
 import sys
@@ -24,7 +22,7 @@ import minidl.functional as F  # noqa: E402
 from minidl.functional import reference as R  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ops import cpu_name, median_ms  # noqa: E402
+from ops import cpu_name, median_ms, parse_args, save_json  # noqa: E402
 
 
 def cases(n):
@@ -83,11 +81,7 @@ def header():
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--batch', type=int, default=32)
-    parser.add_argument('--repeat', type=int, default=5)
-    parser.add_argument('--json', help='also write the results to this file')
-    args = parser.parse_args()
+    args = parse_args(__doc__, 32)
     rng = np.random.default_rng(0)
     rows = []
     for name, shapes, fn in cases(args.batch):
@@ -109,9 +103,7 @@ def main():
         print(f"{r['op']:36s} {r['reference_ms']:8.1f} {r['fast_ms']:8.1f} "
               f"{r['speedup']:7.1f}x {r['reference_kept_mb']:11.1f} {r['fast_kept_mb']:12.1f}")
     if args.json:
-        with open(args.json + '.tmp', 'w') as f:
-            json.dump({'header': header(), 'batch': args.batch, 'rows': rows}, f, indent=1)
-        os.replace(args.json + '.tmp', args.json)
+        save_json(args.json, {'header': header(), 'batch': args.batch, 'rows': rows})
 
 
 if __name__ == '__main__':
