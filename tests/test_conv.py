@@ -1,5 +1,6 @@
 """conv2d: gradient checks (first and second order) in float64, parity with PyTorch over a
-grid of strides, paddings, dilations and groups, dtype preservation, and bad input."""
+grid of strides, paddings, dilations and groups, dtype preservation (each on every device),
+what forward keeps for backward, and bad input."""
 import itertools
 
 import numpy as np
@@ -8,7 +9,8 @@ import pytest
 import minidl
 from minidl.functional import conv
 from minidl.functional.conv import conv2d
-from helpers import assert_parity, check_torch_parity, rand, requires_torch, torch
+from helpers import (GPU_FLOAT32_RTOL, assert_parity, check_torch_parity, rand, requires_torch,
+                     torch)
 
 
 def _case(x_shape, w_shape, bias=True, **options):
@@ -46,11 +48,12 @@ DOUBLE = ['basic', 'stride2_even_input', 'padding_1_2_stride2', 'groups2',
           'groups2_stride_2_1_dilation2', 'depthwise_multiplier2_stride2']
 
 
-def _inputs(name, seed=0):
+def _inputs(name, device, seed=0):
     x_shape, w_shape, bias, options = CASES[name]
-    tensors = [rand(*x_shape, seed=seed), rand(*w_shape, seed=seed + 1)]
+    tensors = [rand(*x_shape, seed=seed, device=device),
+               rand(*w_shape, seed=seed + 1, device=device)]
     if bias:
-        tensors.append(rand(w_shape[0], seed=seed + 2))
+        tensors.append(rand(w_shape[0], seed=seed + 2, device=device))
     return tensors, options
 
 
@@ -64,22 +67,22 @@ def _theirs(options):
 
 # ----------------------------------------------------------------------------- gradients
 @pytest.mark.parametrize('name', sorted(CASES))
-def test_gradcheck(name):
-    tensors, options = _inputs(name)
+def test_gradcheck(name, device):
+    tensors, options = _inputs(name, device)
     assert minidl.gradcheck(_ours(options), tensors)
 
 
 @pytest.mark.parametrize('name', DOUBLE)
-def test_gradgradcheck(name):
-    tensors, options = _inputs(name)
+def test_gradgradcheck(name, device):
+    tensors, options = _inputs(name, device)
     assert minidl.gradgradcheck(_ours(options), tensors)
 
 
 # ----------------------------------------------------------------------------- PyTorch
 @requires_torch
 @pytest.mark.parametrize('name', sorted(CASES))
-def test_parity_with_torch(name):
-    tensors, options = _inputs(name)
+def test_parity_with_torch(name, device):
+    tensors, options = _inputs(name, device)
     check_torch_parity(_ours(options), _theirs(options), tensors)
 
 
@@ -88,22 +91,25 @@ GRID = list(itertools.product([1, 2, (2, 1)], [0, 1, (1, 2)], [1, 2], [1, 2, 4],
 
 @requires_torch
 @pytest.mark.parametrize('stride, padding, dilation, groups, bias', GRID)
-def test_parity_with_torch_over_the_option_grid(stride, padding, dilation, groups, bias):
+def test_parity_with_torch_over_the_option_grid(stride, padding, dilation, groups, bias,
+                                                 device):
     # C = 4, so groups = 4 is depthwise; 6 x 7 input, 3 x 2 kernel: windows rarely tile
-    x, w = rand(2, 4, 6, 7, seed=3), rand(4, 4 // groups, 3, 2, seed=4)
-    tensors = [x, w, rand(4, seed=5)] if bias else [x, w]
+    x, w = rand(2, 4, 6, 7, seed=3, device=device), rand(4, 4 // groups, 3, 2, seed=4,
+                                                         device=device)
+    tensors = [x, w, rand(4, seed=5, device=device)] if bias else [x, w]
     options = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
     check_torch_parity(_ours(options), _theirs(options), tensors)
 
 
 @requires_torch
 @pytest.mark.parametrize('name', DOUBLE)
-def test_double_backward_parity_with_torch(name):
+def test_double_backward_parity_with_torch(name, device):
     """d/d(x, W) of |dL/dx|^2 + |dL/dW|^2 for L = <gy, conv2d(x, W, b)>."""
-    (x, w, *b), options = _inputs(name)
+    (x, w, *b), options = _inputs(name, device)
     gy = np.random.default_rng(7).standard_normal(conv2d(x, w, *b, **options).shape)
-    gx, gw = minidl.grad(conv2d(x, w, *b, **options), [x, w], minidl.Tensor(gy),
+    gx, gw = minidl.grad(conv2d(x, w, *b, **options), [x, w], minidl.tensor(gy, device=device),
                          create_graph=True)
+    assert gx.device == gw.device == device
     ((gx * gx).sum() + (gw * gw).sum()).backward()
 
     tx, tw, *tb = [torch.tensor(t.numpy(), requires_grad=True) for t in [x, w, *b]]
@@ -112,36 +118,42 @@ def test_double_backward_parity_with_torch(name):
     ((tgx * tgx).sum() + (tgw * tgw).sum()).backward()
     assert_parity(gx, tgx)
     assert_parity(gw, tgw)
+    assert x.grad.device == w.grad.device == device
     assert_parity(x.grad, tx.grad)
     assert_parity(w.grad, tw.grad)
 
 
 @requires_torch
-def test_alexnet_two_group_layer_matches_torch_in_float32():
+def test_alexnet_two_group_layer_matches_torch_in_float32(device):
+    rtol = 1e-5 if device == 'cpu' else GPU_FLOAT32_RTOL
     rng = np.random.default_rng(0)
-    x = minidl.Tensor(rng.standard_normal((2, 96, 27, 27), dtype=np.float32),
-                      requires_grad=True)
-    w = minidl.Tensor(rng.standard_normal((256, 48, 5, 5), dtype=np.float32) * 0.03,
-                      requires_grad=True)
-    b = minidl.Tensor(rng.standard_normal(256, dtype=np.float32), requires_grad=True)
+    x = minidl.tensor(rng.standard_normal((2, 96, 27, 27), dtype=np.float32),
+                      requires_grad=True, device=device)
+    w = minidl.tensor(rng.standard_normal((256, 48, 5, 5), dtype=np.float32) * 0.03,
+                      requires_grad=True, device=device)
+    b = minidl.tensor(rng.standard_normal(256, dtype=np.float32), requires_grad=True,
+                      device=device)
     y = conv2d(x, w, b, padding=2, groups=2)
     tx, tw, tb = [torch.tensor(t.numpy(), requires_grad=True) for t in (x, w, b)]
     ty = torch.nn.functional.conv2d(tx, tw, tb, padding=2, groups=2)
-    assert y.shape == (2, 256, 27, 27) and y.dtype == np.float32
-    assert_parity(y, ty, rtol=1e-5)
+    assert y.shape == (2, 256, 27, 27) and y.dtype == np.float32 and y.device == device
+    assert_parity(y, ty, rtol=rtol)
     g = rng.standard_normal(y.shape, dtype=np.float32)
-    y.backward(minidl.Tensor(g))
+    y.backward(minidl.tensor(g, device=device))
     ty.backward(torch.tensor(g))
     for ours, theirs in ((x, tx), (w, tw), (b, tb)):
-        assert_parity(ours.grad, theirs.grad, rtol=1e-5)
+        assert ours.grad.device == device and ours.grad.dtype == np.float32
+        assert_parity(ours.grad, theirs.grad, rtol=rtol)
 
 
 # ----------------------------------------------------------------------------- behaviour
-def test_the_worked_example_of_the_docs():
+def test_the_worked_example_of_the_docs(device):
     # docs/im2col.md: a 3x3 image of 1..9, a 2x2 kernel [[1, 0], [0, -1]]: x[p,q] - x[p+1,q+1]
-    x = minidl.tensor(np.arange(1.0, 10.0).reshape(1, 1, 3, 3), requires_grad=True)
-    w = minidl.tensor(np.array([[[[1.0, 0.0], [0.0, -1.0]]]]), requires_grad=True)
-    b = minidl.tensor(np.array([0.5]), requires_grad=True)
+    x = minidl.tensor(np.arange(1.0, 10.0).reshape(1, 1, 3, 3), requires_grad=True,
+                      device=device)
+    w = minidl.tensor(np.array([[[[1.0, 0.0], [0.0, -1.0]]]]), requires_grad=True,
+                      device=device)
+    b = minidl.tensor(np.array([0.5]), requires_grad=True, device=device)
     y = conv2d(x, w, b)
     np.testing.assert_array_equal(y.numpy(), [[[[-3.5, -3.5], [-3.5, -3.5]]]])
     y.sum().backward()
@@ -150,17 +162,19 @@ def test_the_worked_example_of_the_docs():
     np.testing.assert_array_equal(b.grad.numpy(), [4])
 
 
-def test_float32_stays_float32():
+def test_float32_stays_float32_on_the_device(device):
     rng = np.random.default_rng(0)
-    x, w, b = [minidl.Tensor(rng.standard_normal(s, dtype=np.float32), requires_grad=True)
+    x, w, b = [minidl.tensor(rng.standard_normal(s, dtype=np.float32), requires_grad=True,
+                             device=device)
                for s in ((2, 4, 5, 5), (6, 2, 3, 3), (6,))]
     y = conv2d(x, w, b, stride=2, padding=1, groups=2)
-    assert y.dtype == np.float32
+    assert y.dtype == np.float32 and y.device == device
     geo = y.grad_fn.geo  # read before backward frees the graph
     y.sum().backward()
     assert (x.grad.dtype, w.grad.dtype, b.grad.dtype) == (np.float32,) * 3
+    assert x.grad.device == w.grad.device == b.grad.device == device
     # the gradient Functions themselves compute in float32 (no promotion and cast back)
-    gy = minidl.Tensor(np.ones(y.shape, np.float32))
+    gy = minidl.tensor(np.ones(y.shape, np.float32), device=device)
     assert conv.Conv2dGradInput(geo, x.shape)(gy, w).dtype == np.float32
     assert conv.Conv2dGradWeight(geo, w.shape[2:])(x, gy).dtype == np.float32
 

@@ -1,10 +1,11 @@
-"""softmax_cross_entropy: gradients, PyTorch parity, stability and bad input."""
+"""softmax_cross_entropy: gradients, PyTorch parity, values and stability on every device;
+bad input."""
 import numpy as np
 import pytest
 
 import minidl
 import minidl.functional as F
-from helpers import check_torch_parity, rand, requires_torch, torch
+from helpers import CUDA, check_torch_parity, on, rand, requires_torch, torch
 
 TARGET = np.array([0, 4, 2, 2, 1, 3])
 OPTIONS = [(s, r) for s in (0.0, 0.1, 0.5) for r in ('mean', 'sum', 'none')]
@@ -15,50 +16,61 @@ def _loss(smoothing, reduction, target=TARGET):
 
 
 @pytest.mark.parametrize('smoothing, reduction', OPTIONS)
-def test_gradcheck(smoothing, reduction):
-    assert minidl.gradcheck(_loss(smoothing, reduction), [rand(6, 5)])
+def test_gradcheck(smoothing, reduction, device):
+    assert minidl.gradcheck(_loss(smoothing, reduction, on(device, TARGET)),
+                            [rand(6, 5, device=device)])
 
 
 @pytest.mark.parametrize('smoothing, reduction', OPTIONS)
-def test_gradgradcheck(smoothing, reduction):
-    assert minidl.gradgradcheck(_loss(smoothing, reduction), [rand(6, 5)])
+def test_gradgradcheck(smoothing, reduction, device):
+    assert minidl.gradgradcheck(_loss(smoothing, reduction, on(device, TARGET)),
+                                [rand(6, 5, device=device)])
 
 
 @requires_torch
 @pytest.mark.parametrize('smoothing, reduction', OPTIONS)
-def test_parity_with_torch_cross_entropy(smoothing, reduction):
+def test_parity_with_torch_cross_entropy(smoothing, reduction, device):
     def theirs(x):
         return torch.nn.functional.cross_entropy(x, torch.tensor(TARGET),
                                                  label_smoothing=smoothing, reduction=reduction)
-    check_torch_parity(_loss(smoothing, reduction), theirs, [rand(6, 5, seed=3)])
+    check_torch_parity(_loss(smoothing, reduction, on(device, TARGET)), theirs,
+                       [rand(6, 5, seed=3, device=device)])
 
 
-def test_integer_tensor_target_and_cross_entropy_alias():
-    x = rand(6, 5)
-    a = F.softmax_cross_entropy(x, minidl.Tensor(TARGET.astype(np.int32)))
-    b = F.cross_entropy(x, TARGET)
+def test_integer_tensor_target_and_cross_entropy_alias(device):
+    x = rand(6, 5, device=device)
+    a = F.softmax_cross_entropy(x, minidl.tensor(TARGET.astype(np.int32), device=device))
+    b = F.cross_entropy(x, on(device, TARGET))
     assert a.item() == b.item()
 
 
-def test_loss_equals_negative_log_softmax_at_the_target():
-    x = rand(6, 5)
+def test_loss_equals_negative_log_softmax_at_the_target(device):
+    x = rand(6, 5, device=device)
     expected = -F.log_softmax(x).numpy()[np.arange(6), TARGET].mean()
-    assert abs(F.softmax_cross_entropy(x, TARGET).item() - expected) < 1e-12
+    assert abs(F.softmax_cross_entropy(x, on(device, TARGET)).item() - expected) < 1e-12
 
 
-def test_huge_logits_give_finite_loss_and_gradient():
-    x = minidl.Tensor(np.array([[1e30, -1e30, 0.0], [1e4, 0.0, -1e4]], np.float32),
-                      requires_grad=True)
-    loss = F.softmax_cross_entropy(x, np.array([1, 2]))
+def test_huge_logits_give_finite_loss_and_gradient(device):
+    x = minidl.tensor(np.array([[1e30, -1e30, 0.0], [1e4, 0.0, -1e4]], np.float32),
+                      requires_grad=True, device=device)
+    loss = F.softmax_cross_entropy(x, on(device, [1, 2]))
     loss.backward()
     assert np.isfinite(loss.item()) and np.isfinite(x.grad.numpy()).all()
 
 
-def test_float32_logits_with_int64_labels_stay_float32():
-    x = minidl.Tensor(np.zeros((4, 3), np.float32), requires_grad=True)
-    loss = F.softmax_cross_entropy(x, np.array([0, 1, 2, 0], np.int64))
+def test_float32_logits_with_int64_labels_stay_float32_on_the_device(device):
+    x = minidl.tensor(np.zeros((4, 3), np.float32), requires_grad=True, device=device)
+    loss = F.softmax_cross_entropy(x, on(device, np.array([0, 1, 2, 0], np.int64)))
     loss.backward()
     assert loss.dtype == np.float32 and x.grad.dtype == np.float32
+    assert loss.device == x.grad.device == device
+
+
+@pytest.mark.parametrize('device', [CUDA])
+def test_target_on_another_device_than_the_logits_is_an_error(device):
+    with pytest.raises(ValueError,
+                       match="softmax_cross_entropy: logits are on cuda, target on cpu"):
+        F.softmax_cross_entropy(rand(6, 5, device=device), TARGET)
 
 
 @pytest.mark.parametrize('logits, target, kwargs, error, pattern', [

@@ -1,5 +1,6 @@
 """Arithmetic, elementwise, matmul, reductions, shape ops, indexing and activations:
-gradient checks (first and second order) in float64 and parity with PyTorch."""
+gradient checks (first and second order) in float64, parity with PyTorch, values and dtypes,
+each on every device; the errors for bad input."""
 import numpy as np
 import pytest
 
@@ -87,84 +88,88 @@ OPS = {
 }
 
 
-def _inputs(shapes, positive):
-    return [rand(*s, seed=i, low=0.5 if positive else None) for i, s in enumerate(shapes)]
+def _inputs(shapes, positive, device):
+    return [rand(*s, seed=i, low=0.5 if positive else None, device=device)
+            for i, s in enumerate(shapes)]
 
 
 @pytest.mark.parametrize('name', sorted(OPS))
-def test_gradcheck(name):
+def test_gradcheck(name, device):
     fn, _, shapes, positive = OPS[name]
-    assert minidl.gradcheck(fn, _inputs(shapes, positive))
+    assert minidl.gradcheck(fn, _inputs(shapes, positive, device))
 
 
 # relu and max are piecewise linear: second derivative 0 almost everywhere, checked too
 @pytest.mark.parametrize('name', sorted(OPS))
-def test_gradgradcheck(name):
+def test_gradgradcheck(name, device):
     fn, _, shapes, positive = OPS[name]
-    assert minidl.gradgradcheck(fn, _inputs(shapes, positive))
+    assert minidl.gradgradcheck(fn, _inputs(shapes, positive, device))
 
 
 @requires_torch
 @pytest.mark.parametrize('name', sorted(k for k, v in OPS.items() if v[1] is not None))
-def test_parity_with_torch(name):
+def test_parity_with_torch(name, device):
     fn, torch_fn, shapes, positive = OPS[name]
-    check_torch_parity(fn, torch_fn, _inputs(shapes, positive))
+    check_torch_parity(fn, torch_fn, _inputs(shapes, positive, device))
 
 
-def test_max_ties_share_the_gradient_like_amax():
-    x = minidl.tensor([[1.0, 3.0, 3.0], [2.0, 0.0, 1.0]], dtype=np.float64, requires_grad=True)
+def test_max_ties_share_the_gradient_like_amax(device):
+    x = minidl.tensor([[1.0, 3.0, 3.0], [2.0, 0.0, 1.0]], dtype=np.float64, requires_grad=True,
+                      device=device)
     x.max(axis=1).sum().backward()
     np.testing.assert_array_equal(x.grad.numpy(), [[0, 0.5, 0.5], [1, 0, 0]])
 
 
-def test_relu_gradient_is_zero_at_zero():
-    x = minidl.tensor([-1.0, 0.0, 2.0], requires_grad=True)
+def test_relu_gradient_is_zero_at_zero(device):
+    x = minidl.tensor([-1.0, 0.0, 2.0], requires_grad=True, device=device)
     F.relu(x).sum().backward()
     np.testing.assert_array_equal(x.grad.numpy(), [0, 0, 1])
 
 
-def test_indexing_with_a_tensor_index_accumulates_repeats():
-    x = rand(4)
-    idx = minidl.Tensor(np.array([3, 3, 3, 1]))
+def test_indexing_with_a_tensor_index_accumulates_repeats(device):
+    x = rand(4, device=device)
+    idx = minidl.tensor(np.array([3, 3, 3, 1]), device=device)
     x[idx].sum().backward()
+    assert x.grad.device == device
     np.testing.assert_array_equal(x.grad.numpy(), [0, 1, 0, 3])
 
 
-def test_softmax_and_log_softmax_survive_huge_logits():
-    x = minidl.tensor([[1e4, -1e4, 0.0]], requires_grad=True)
+def test_softmax_and_log_softmax_survive_huge_logits(device):
+    x = minidl.tensor([[1e4, -1e4, 0.0]], requires_grad=True, device=device)
     assert np.isfinite(F.log_softmax(x).numpy()).all()
     F.softmax(x).sum().backward()
     assert np.isfinite(x.grad.numpy()).all()
 
 
-def test_sigmoid_survives_huge_inputs():
-    y = F.sigmoid(minidl.tensor([-1e4, 1e4]))
+def test_sigmoid_survives_huge_inputs(device):
+    y = F.sigmoid(minidl.tensor([-1e4, 1e4], device=device))
     np.testing.assert_array_equal(y.numpy(), [0, 1])
 
 
-def test_astype_is_differentiable_and_casts_the_gradient_back():
-    x = rand(3)
+def test_astype_is_differentiable_and_casts_the_gradient_back(device):
+    x = rand(3, device=device)
     y = x.astype(np.float32)
-    assert y.dtype == np.float32
+    assert y.dtype == np.float32 and y.device == device
     (y * 2).sum().backward()
-    assert x.grad.dtype == np.float64
+    assert x.grad.dtype == np.float64 and x.grad.device == device
     np.testing.assert_array_equal(x.grad.numpy(), [2, 2, 2])
 
 
-def test_comparisons_and_argmax_are_plain_tensors():
-    x = minidl.tensor([1.0, 5.0, 3.0])
+def test_comparisons_and_argmax_are_plain_tensors(device):
+    x = minidl.tensor([1.0, 5.0, 3.0], device=device)
+    assert (x > 2).device == device and not (x > 2).requires_grad
     assert (x > 2).tolist() == [False, True, True]
     assert (x == 5.0).numpy().sum() == 1
     assert x.argmax().item() == 1
 
 
-def test_float32_stays_float32_through_every_elementwise_op():
-    x = minidl.Tensor(np.random.default_rng(0).random((2, 3), dtype=np.float32) + 0.5,
-                      requires_grad=True)
+def test_float32_stays_float32_through_every_elementwise_op(device):
+    x = minidl.tensor(np.random.default_rng(0).random((2, 3), dtype=np.float32) + 0.5,
+                      requires_grad=True, device=device)
     y = F.log_softmax(F.sigmoid(F.tanh(F.relu(x.exp().log().sqrt() ** 2 / 2 - 0.1))))
-    assert y.dtype == np.float32
+    assert y.dtype == np.float32 and y.device == device
     (y.sum() + x.max() + x.mean()).backward()
-    assert x.grad.dtype == np.float32
+    assert x.grad.dtype == np.float32 and x.grad.device == device
 
 
 # ----------------------------------------------------------------------------- bad input

@@ -1,13 +1,14 @@
 """local_response_norm and batch_norm: gradient checks in float64, parity with
-torch.nn.functional (forward, gradients, running statistics), what they store for
-backward, dtypes and the errors for bad arguments."""
+torch.nn.functional (forward, gradients, running statistics updated in place) and dtypes,
+each on every device; what they store for backward and the errors for bad arguments."""
 import numpy as np
 import pytest
 
 import minidl
 from minidl import backend
 from minidl.functional.normalization import batch_norm, local_response_norm
-from helpers import PARITY_RTOL, assert_parity, check_torch_parity, rand, requires_torch, torch
+from helpers import (PARITY_RTOL, as_numpy, assert_parity, check_torch_parity, device_of, on,
+                     rand, requires_torch, to_torch, torch)
 
 tF = torch.nn.functional if torch else None
 
@@ -45,27 +46,27 @@ LRN_IDS = [f"{s}-size{n}-a{a}-b{b}-k{k}" for s, n, a, b, k in LRN_CASES]
 
 
 @pytest.mark.parametrize('shape, size, alpha, beta, k', LRN_CASES, ids=LRN_IDS)
-def test_lrn_matches_the_paper_formula(shape, size, alpha, beta, k):
-    x = rand(*shape, seed=1)
+def test_lrn_matches_the_paper_formula(shape, size, alpha, beta, k, device):
+    x = rand(*shape, seed=1, device=device)
     expected = lrn_reference(x.numpy(), size, alpha, beta, k)
     np.testing.assert_allclose(local_response_norm(x, size, alpha, beta, k).numpy(), expected,
                                rtol=1e-13, atol=0)
 
 
 @pytest.mark.parametrize('shape, size, alpha, beta, k', LRN_CASES, ids=LRN_IDS)
-def test_lrn_gradcheck(shape, size, alpha, beta, k):
-    x = rand(*shape, seed=2)
+def test_lrn_gradcheck(shape, size, alpha, beta, k, device):
+    x = rand(*shape, seed=2, device=device)
     assert minidl.gradcheck(lambda t: local_response_norm(t, size, alpha, beta, k), [x])
 
 
 @requires_torch
 @pytest.mark.parametrize('size', [1, 2, 3, 4, 5, 6])
 @pytest.mark.parametrize('alpha, beta, k', [(1e-4, 0.75, 2.0), (0.3, 0.6, 1.0), (1.5, 1.2, 0.5)])
-def test_lrn_equals_torch_with_alpha_times_size(size, alpha, beta, k):
+def test_lrn_equals_torch_with_alpha_times_size(size, alpha, beta, k, device):
     """Ours with alpha == PyTorch's with alpha * size (PyTorch averages over the window)."""
     check_torch_parity(lambda t: local_response_norm(t, size, alpha, beta, k),
                        lambda t: tF.local_response_norm(t, size, alpha * size, beta, k),
-                       [rand(2, 7, 3, 4, seed=size)])
+                       [rand(2, 7, 3, 4, seed=size, device=device)])
 
 
 def test_lrn_stores_only_the_scale():
@@ -86,13 +87,14 @@ def test_lrn_double_backward_is_not_implemented():
         gx.sum().backward()
 
 
-def test_lrn_keeps_float32():
-    x = minidl.Tensor(np.random.default_rng(3).standard_normal((2, 8, 4, 4)).astype(np.float32),
-                      requires_grad=True)
+def test_lrn_keeps_float32_on_the_device(device):
+    x = minidl.tensor(np.random.default_rng(3).standard_normal((2, 8, 4, 4)).astype(np.float32),
+                      requires_grad=True, device=device)
     y = local_response_norm(x)
     assert y.dtype == np.float32 and y.grad_fn.scale.dtype == np.float32
+    assert y.device == device
     y.sum().backward()
-    assert x.grad.dtype == np.float32
+    assert x.grad.dtype == np.float32 and x.grad.device == device
 
 
 @pytest.mark.parametrize('shape, size, message', [
@@ -111,25 +113,26 @@ BN_SHAPES = [(6, 3), (3, 2, 4), (3, 2, 3, 2)]
 AFFINE = [(True, True), (True, False), (False, True), (False, False)]
 
 
-def running_stats(c, seed=0):
+def running_stats(c, seed=0, device='cpu'):
+    """float64 running mean and variance (arrays on ``device``)."""
     rng = np.random.default_rng(seed)
-    return rng.standard_normal(c), 0.5 + rng.random(c)
+    return on(device, rng.standard_normal(c)), on(device, 0.5 + rng.random(c))
 
 
-def affine_params(c, affine, seed=0):
-    weight = rand(c, seed=seed + 1) if affine[0] else None
-    bias = rand(c, seed=seed + 2) if affine[1] else None
+def affine_params(c, affine, seed=0, device='cpu'):
+    weight = rand(c, seed=seed + 1, device=device) if affine[0] else None
+    bias = rand(c, seed=seed + 2, device=device) if affine[1] else None
     return weight, bias
 
 
 @pytest.mark.parametrize('affine', AFFINE, ids=['weight+bias', 'weight', 'bias', 'plain'])
 @pytest.mark.parametrize('training', [True, False], ids=['train', 'eval'])
 @pytest.mark.parametrize('shape', BN_SHAPES, ids=str)
-def test_batch_norm_gradcheck(shape, training, affine):
+def test_batch_norm_gradcheck(shape, training, affine, device):
     c = shape[1]
-    x = rand(*shape, seed=3)
-    rm, rv = running_stats(c)
-    weight, bias = affine_params(c, affine)
+    x = rand(*shape, seed=3, device=device)
+    rm, rv = running_stats(c, device=device)
+    weight, bias = affine_params(c, affine, device=device)
     params = [p for p in (weight, bias) if p is not None]
 
     def fn(x, *ps):
@@ -143,10 +146,11 @@ def test_batch_norm_gradcheck(shape, training, affine):
 
 
 @pytest.mark.parametrize('shape', [(5, 3), (3, 2, 3, 2)], ids=str)
-def test_batch_norm_eval_gradgradcheck(shape):
+def test_batch_norm_eval_gradgradcheck(shape, device):
     c = shape[1]
-    rm, rv = running_stats(c, seed=4)
-    x, weight, bias = rand(*shape, seed=5), rand(c, seed=6), rand(c, seed=7)
+    rm, rv = running_stats(c, seed=4, device=device)
+    x, weight, bias = [rand(*s, seed=seed, device=device)
+                       for s, seed in ((shape, 5), ((c,), 6), ((c,), 7))]
     assert minidl.gradgradcheck(lambda x, w, b: batch_norm(x, rm, rv, w, b), [x, weight, bias])
 
 
@@ -161,15 +165,15 @@ def test_batch_norm_training_double_backward_is_not_implemented():
 @requires_torch
 @pytest.mark.parametrize('affine', AFFINE, ids=['weight+bias', 'weight', 'bias', 'plain'])
 @pytest.mark.parametrize('shape', [(8, 3), (4, 3, 5), (4, 3, 5, 6)], ids=str)
-def test_batch_norm_training_steps_match_torch(shape, affine):
+def test_batch_norm_training_steps_match_torch(shape, affine, device):
     """Three training steps with momentum 0.3: outputs, gradients of x, weight and bias, and
-    the running statistics after every step."""
+    the running statistics (updated in place, on the device) after every step."""
     c = shape[1]
-    rm, rv = running_stats(c, seed=8)
-    trm, trv = torch.tensor(rm), torch.tensor(rv)
+    rm, rv = running_stats(c, seed=8, device=device)
+    trm, trv = to_torch(rm), to_torch(rv)
     for step in range(3):
-        x = rand(*shape, seed=10 + step)
-        weight, bias = affine_params(c, affine, seed=20 + step)
+        x = rand(*shape, seed=10 + step, device=device)
+        weight, bias = affine_params(c, affine, seed=20 + step, device=device)
         inputs = [x] + [p for p in (weight, bias) if p is not None]
 
         def ours(x, *ps):
@@ -183,6 +187,7 @@ def test_batch_norm_training_steps_match_torch(shape, affine):
                                  next(it) if affine[1] else None, True, 0.3)
 
         check_torch_parity(ours, theirs, inputs)
+        assert device_of(rm) == device_of(rv) == device
         assert_parity(rm, trm)
         assert_parity(rv, trv)
 
@@ -190,11 +195,11 @@ def test_batch_norm_training_steps_match_torch(shape, affine):
 @requires_torch
 @pytest.mark.parametrize('affine', AFFINE, ids=['weight+bias', 'weight', 'bias', 'plain'])
 @pytest.mark.parametrize('shape', [(8, 3), (4, 3, 5, 6)], ids=str)
-def test_batch_norm_eval_matches_torch(shape, affine):
+def test_batch_norm_eval_matches_torch(shape, affine, device):
     c = shape[1]
-    rm, rv = running_stats(c, seed=9)
-    weight, bias = affine_params(c, affine, seed=30)
-    x = rand(*shape, seed=31)
+    rm, rv = running_stats(c, seed=9, device=device)
+    weight, bias = affine_params(c, affine, seed=30, device=device)
+    x = rand(*shape, seed=31, device=device)
     inputs = [x] + [p for p in (weight, bias) if p is not None]
 
     def split(ps):
@@ -202,42 +207,44 @@ def test_batch_norm_eval_matches_torch(shape, affine):
         return next(it) if affine[0] else None, next(it) if affine[1] else None
 
     check_torch_parity(lambda x, *ps: batch_norm(x, rm, rv, *split(ps), eps=1e-3),
-                       lambda x, *ps: tF.batch_norm(x, torch.tensor(rm), torch.tensor(rv),
+                       lambda x, *ps: tF.batch_norm(x, to_torch(rm), to_torch(rv),
                                                     *split(ps), eps=1e-3), inputs)
 
 
 @requires_torch
-def test_batch_norm_training_without_running_stats_matches_torch():
-    x, weight, bias = rand(5, 4, 2, 3), rand(4, seed=1), rand(4, seed=2)
+def test_batch_norm_training_without_running_stats_matches_torch(device):
+    x, weight, bias = [rand(*s, seed=seed, device=device)
+                       for s, seed in (((5, 4, 2, 3), 0), ((4,), 1), ((4,), 2))]
     check_torch_parity(lambda *a: batch_norm(a[0], None, None, a[1], a[2], training=True),
                        lambda *a: tF.batch_norm(a[0], None, None, a[1], a[2], training=True),
                        [x, weight, bias])
 
 
-def test_batch_norm_updates_running_stats_in_place():
+def test_batch_norm_updates_running_stats_in_place_on_the_device(device):
     """Arrays are updated in place, and so is the ``.data`` of minidl Tensors (the same
     array object), with the unbiased variance n/(n-1) in running_var."""
-    x = rand(4, 3, 2, 2, requires_grad=False)
+    x = rand(4, 3, 2, 2, requires_grad=False, device=device)
     rm, rv = running_stats(3, seed=12)
     expected_mean = 0.9 * rm + 0.1 * x.numpy().mean(axis=(0, 2, 3))
     expected_var = 0.9 * rv + 0.1 * x.numpy().var(axis=(0, 2, 3), ddof=1)
-    arrays = rm.copy(), rv.copy()
-    tensors = minidl.Tensor(rm.copy()), minidl.Tensor(rv.copy())
-    data = tensors[0].data, tensors[1].data
+    arrays = on(device, rm.copy()), on(device, rv.copy())
+    tensors = minidl.tensor(rm, device=device), minidl.tensor(rv, device=device)
+    before = arrays + tuple(t.data for t in tensors)
     batch_norm(x, *arrays, training=True)
     batch_norm(x, *tensors, training=True)
-    assert tensors[0].data is data[0] and tensors[1].data is data[1]
-    for got in (arrays, (tensors[0].numpy(), tensors[1].numpy())):
-        np.testing.assert_allclose(got[0], expected_mean, rtol=1e-14)
-        np.testing.assert_allclose(got[1], expected_var, rtol=1e-14)
+    assert tensors[0].data is before[2] and tensors[1].data is before[3]
+    assert all(device_of(got) == device for got in arrays + tensors)
+    for got in (arrays, tensors):
+        np.testing.assert_allclose(as_numpy(got[0]), expected_mean, rtol=1e-14)
+        np.testing.assert_allclose(as_numpy(got[1]), expected_var, rtol=1e-14)
 
 
-def test_batch_norm_eval_leaves_running_stats_alone():
-    rm, rv = running_stats(3, seed=13)
-    before = rm.copy(), rv.copy()
-    batch_norm(rand(4, 3), rm, rv, training=False)
-    np.testing.assert_array_equal(rm, before[0])
-    np.testing.assert_array_equal(rv, before[1])
+def test_batch_norm_eval_leaves_running_stats_alone(device):
+    rm, rv = running_stats(3, seed=13, device=device)
+    before = as_numpy(rm).copy(), as_numpy(rv).copy()
+    batch_norm(rand(4, 3, device=device), rm, rv, training=False)
+    np.testing.assert_array_equal(as_numpy(rm), before[0])
+    np.testing.assert_array_equal(as_numpy(rv), before[1])
 
 
 def test_batch_norm_training_stores_only_mean_and_inv_std():
@@ -251,16 +258,19 @@ def test_batch_norm_training_stores_only_mean_and_inv_std():
 
 
 @pytest.mark.parametrize('training', [True, False], ids=['train', 'eval'])
-def test_batch_norm_keeps_float32(training):
+def test_batch_norm_keeps_float32_on_the_device(training, device):
     rng = np.random.default_rng(14)
-    x = minidl.Tensor(rng.standard_normal((4, 3, 5, 5)).astype(np.float32), requires_grad=True)
-    weight = minidl.Tensor(np.ones(3, np.float32), requires_grad=True)
-    bias = minidl.Tensor(np.zeros(3, np.float32), requires_grad=True)
-    rm, rv = np.zeros(3, np.float32), np.ones(3, np.float32)
+    x = minidl.tensor(rng.standard_normal((4, 3, 5, 5)).astype(np.float32), requires_grad=True,
+                      device=device)
+    weight = minidl.tensor(np.ones(3, np.float32), requires_grad=True, device=device)
+    bias = minidl.tensor(np.zeros(3, np.float32), requires_grad=True, device=device)
+    rm, rv = on(device, np.zeros(3, np.float32)), on(device, np.ones(3, np.float32))
     y = batch_norm(x, rm, rv, weight, bias, training=training)
     assert y.dtype == np.float32 and rm.dtype == np.float32 and rv.dtype == np.float32
+    assert y.device == device
     y.sum().backward()
     assert x.grad.dtype == weight.grad.dtype == bias.grad.dtype == np.float32
+    assert x.grad.device == weight.grad.device == bias.grad.device == device
 
 
 @pytest.mark.parametrize('shape, kwargs, message', [
@@ -285,10 +295,10 @@ def test_batch_norm_rejects_bad_arguments(shape, kwargs, message):
         batch_norm(minidl.Tensor(np.zeros(shape)), **args)
 
 
-def test_batch_norm_single_sample_is_fine_in_eval_mode():
+def test_batch_norm_single_sample_is_fine_in_eval_mode(device):
     rm, rv = running_stats(3, seed=15)
-    x = rand(1, 3, 1, 1)
-    y = batch_norm(x, rm, rv)
+    x = rand(1, 3, 1, 1, device=device)
+    y = batch_norm(x, on(device, rm), on(device, rv))
     np.testing.assert_allclose(y.numpy().reshape(3), (x.numpy().reshape(3) - rm)
                                / np.sqrt(rv + 1e-5), rtol=1e-14)
 

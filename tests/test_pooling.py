@@ -1,25 +1,25 @@
 """max_pool2d and avg_pool2d: gradient checks (first and second order) in float64, parity
-with torch.nn.functional (forward, gradients, output sizes incl. ceil_mode), what max
-pooling stores for backward, dtypes and the errors for bad arguments."""
+with torch.nn.functional (forward, gradients, output sizes incl. ceil_mode) and dtypes, each
+on every device; what max pooling stores for backward and the errors for bad arguments."""
 import numpy as np
 import pytest
 
 import minidl
 from minidl import backend
 from minidl.functional.pooling import avg_pool2d, max_pool2d
-from helpers import assert_parity, check_torch_parity, rand, requires_torch, torch
+from helpers import as_numpy, assert_parity, check_torch_parity, rand, requires_torch, torch
 
 tF = torch.nn.functional if torch else None
 
 
-def distinct(*shape, seed=0):
-    """A float64 leaf whose values are all at least 0.05 apart, in random order: a
-    gradcheck perturbation (eps = 1e-6) can never change which element of a window is the
-    maximum, so max pooling is differentiable at every point the check visits."""
+def distinct(*shape, seed=0, device='cpu'):
+    """A float64 leaf on ``device`` whose values are all at least 0.05 apart, in random
+    order: a gradcheck perturbation (eps = 1e-6) can never change which element of a window
+    is the maximum, so max pooling is differentiable at every point the check visits."""
     rng = np.random.default_rng(seed)
     n = int(np.prod(shape))
     values = (rng.permutation(n) + 0.5 * rng.random(n)) * 0.1 - 0.05 * n
-    return minidl.Tensor(values.reshape(shape), requires_grad=True)
+    return minidl.tensor(values.reshape(shape), requires_grad=True, device=device)
 
 
 # (input shape, kernel_size, stride, padding, ceil_mode)
@@ -52,46 +52,47 @@ AVG_IDS = [f"{s}-k{k}-s{st}-p{p}" for s, k, st, p in AVG_CASES]
 
 # ----------------------------------------------------------------------------- max_pool2d
 @pytest.mark.parametrize('shape, kernel, stride, padding, ceil', MAX_CASES, ids=MAX_IDS)
-def test_max_pool2d_gradcheck(shape, kernel, stride, padding, ceil):
-    x = distinct(*shape)
+def test_max_pool2d_gradcheck(shape, kernel, stride, padding, ceil, device):
+    x = distinct(*shape, device=device)
     assert minidl.gradcheck(lambda t: max_pool2d(t, kernel, stride, padding, ceil), [x])
 
 
 @pytest.mark.parametrize('shape, kernel, stride, padding, ceil',
                          [MAX_CASES[i] for i in (1, 3, 6)], ids=[MAX_IDS[i] for i in (1, 3, 6)])
-def test_max_pool2d_gradgradcheck(shape, kernel, stride, padding, ceil):
-    x = distinct(*shape)
+def test_max_pool2d_gradgradcheck(shape, kernel, stride, padding, ceil, device):
+    x = distinct(*shape, device=device)
     assert minidl.gradgradcheck(lambda t: max_pool2d(t, kernel, stride, padding, ceil), [x])
 
 
-def test_max_pool2d_third_order_through_grad_and_gather():
+def test_max_pool2d_third_order_through_grad_and_gather(device):
     """The gradient of max pooling scatters (MaxPool2dGrad); differentiating that w.r.t. its
     upstream gradient gathers (MaxPool2dGather); differentiating the gather scatters again."""
-    x = distinct(1, 2, 7, 7)
-    v = rand(1, 2, 3, 3, seed=2)
-    w = rand(*x.shape, seed=3)
-    u = rand(1, 2, 3, 3, seed=4, requires_grad=False)
+    x = distinct(1, 2, 7, 7, device=device)
+    v = rand(1, 2, 3, 3, seed=2, device=device)
+    w = rand(*x.shape, seed=3, device=device)
+    u = rand(1, 2, 3, 3, seed=4, requires_grad=False, device=device)
     gx, = minidl.grad(max_pool2d(x, 3, 2), [x], [v], create_graph=True)    # scatter(v)
     gv, = minidl.grad((gx * w).sum(), [v], create_graph=True)              # gather(w)
     gw, = minidl.grad((gv * u).sum(), [w])                                 # scatter(u)
     x.grad = None
     max_pool2d(x, 3, 2).backward(u)
     np.testing.assert_array_equal(gw.numpy(), x.grad.numpy())
-    index = max_pool2d(x, 3, 2).grad_fn.index
+    assert gx.device == gv.device == gw.device == device
+    index = as_numpy(max_pool2d(x, 3, 2).grad_fn.index)
     cols = [w.numpy()[:, :, i:i + 5:2, j:j + 5:2] for i in range(3) for j in range(3)]
     np.testing.assert_array_equal(gv.numpy(), np.choose(index, cols))
 
 
 @requires_torch
 @pytest.mark.parametrize('shape, kernel, stride, padding, ceil', MAX_CASES, ids=MAX_IDS)
-def test_max_pool2d_torch_parity(shape, kernel, stride, padding, ceil):
+def test_max_pool2d_torch_parity(shape, kernel, stride, padding, ceil, device):
     check_torch_parity(lambda t: max_pool2d(t, kernel, stride, padding, ceil),
                        lambda t: tF.max_pool2d(t, kernel, stride, padding, ceil_mode=ceil),
-                       [rand(*shape, seed=4)])
+                       [rand(*shape, seed=4, device=device)])
 
 
 @requires_torch
-def test_max_pool2d_output_sizes_and_values_match_torch_over_a_grid():
+def test_max_pool2d_output_sizes_and_values_match_torch_over_a_grid(device):
     """Every (size, kernel, stride, padding, ceil_mode) on a small grid: same output (or
     both refuse), including PyTorch's rule that a ceil-mode window must start inside the
     input or its left padding."""
@@ -107,11 +108,12 @@ def test_max_pool2d_output_sizes_and_values_match_torch_over_a_grid():
                             theirs = tF.max_pool2d(torch.tensor(x), k, s, p, ceil_mode=ceil)
                         except RuntimeError:
                             theirs = None
+                        x = minidl.tensor(x, device=device)
                         if theirs is None:
                             with pytest.raises(ValueError, match='max_pool2d'):
-                                max_pool2d(minidl.Tensor(x), k, s, p, ceil)
+                                max_pool2d(x, k, s, p, ceil)
                             continue
-                        ours = max_pool2d(minidl.Tensor(x), k, s, p, ceil)
+                        ours = max_pool2d(x, k, s, p, ceil)
                         assert ours.shape == tuple(theirs.shape), (h, k, s, p, ceil)
                         np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
                         checked += 1
@@ -133,10 +135,10 @@ def test_max_pool2d_ceil_mode_output_sizes():
         max_pool2d(x, 4, 2)
 
 
-def test_max_pool2d_first_maximum_wins_ties():
-    x = minidl.Tensor(np.array([[[[1., 2., 2.],
+def test_max_pool2d_first_maximum_wins_ties(device):
+    x = minidl.tensor(np.array([[[[1., 2., 2.],
                                   [2., 0., 2.],
-                                  [2., 2., 2.]]]]), requires_grad=True)
+                                  [2., 2., 2.]]]]), requires_grad=True, device=device)
     y = max_pool2d(x, 2, 1)
     np.testing.assert_array_equal(y.numpy(), [[[[2., 2.], [2., 2.]]]])
     y.sum().backward()
@@ -147,9 +149,9 @@ def test_max_pool2d_first_maximum_wins_ties():
 
 
 @requires_torch
-def test_max_pool2d_ties_route_gradient_like_torch():
-    x = minidl.Tensor(np.random.default_rng(6).integers(0, 3, (2, 3, 9, 9)).astype(np.float64),
-                      requires_grad=True)
+def test_max_pool2d_ties_route_gradient_like_torch(device):
+    x = minidl.tensor(np.random.default_rng(6).integers(0, 3, (2, 3, 9, 9)).astype(np.float64),
+                      requires_grad=True, device=device)
     for args in ((3, 2, 1, False), (2, 1, 0, False), (3, 2, 0, True)):
         x.grad = None
         check_torch_parity(lambda t: max_pool2d(t, *args),
@@ -158,15 +160,16 @@ def test_max_pool2d_ties_route_gradient_like_torch():
 
 
 @requires_torch
-def test_max_pool2d_nan_propagates_like_torch():
-    x = rand(1, 2, 5, 5, seed=7)
-    x.data[0, 0, 1, 2] = x.data[0, 1, 0, 0] = x.data[0, 1, 3, 3] = np.nan
-    tx = torch.tensor(x.numpy(), requires_grad=True)
+def test_max_pool2d_nan_propagates_like_torch(device):
+    x = rand(1, 2, 5, 5, seed=7).numpy()
+    x[0, 0, 1, 2] = x[0, 1, 0, 0] = x[0, 1, 3, 3] = np.nan
+    tx = torch.tensor(x, requires_grad=True)
+    x = minidl.tensor(x, requires_grad=True, device=device)
     y = max_pool2d(x, 3, 2, 1)
     ty = tF.max_pool2d(tx, 3, 2, 1)
     np.testing.assert_array_equal(y.numpy(), ty.detach().numpy())  # NaN in the same places
     g = np.random.default_rng(8).standard_normal(y.shape)
-    y.backward(minidl.Tensor(g))
+    y.backward(minidl.tensor(g, device=device))
     ty.backward(torch.tensor(g))
     assert_parity(x.grad, tx.grad)  # the gradient reaches the first NaN of each window
 
@@ -182,8 +185,8 @@ def test_max_pool2d_stores_only_a_small_argmax():
     assert int(saved[0].max()) <= 8
 
 
-def test_max_pool2d_large_window_uses_wider_index():
-    x = distinct(1, 2, 17, 17)
+def test_max_pool2d_large_window_uses_wider_index(device):
+    x = distinct(1, 2, 17, 17, device=device)
     y = max_pool2d(x, 17)            # 289 positions do not fit in a byte
     assert y.grad_fn.index.dtype == np.uint16
     y.sum().backward()
@@ -191,8 +194,8 @@ def test_max_pool2d_large_window_uses_wider_index():
     np.testing.assert_array_equal(x.grad.numpy(), expected)
 
 
-def test_max_pool2d_under_no_grad_matches():
-    x = rand(2, 3, 8, 8, seed=9)
+def test_max_pool2d_under_no_grad_matches(device):
+    x = rand(2, 3, 8, 8, seed=9, device=device)
     y = max_pool2d(x, 3, 2, 1, True)
     with minidl.no_grad():
         z = max_pool2d(x, 3, 2, 1, True)
@@ -200,38 +203,39 @@ def test_max_pool2d_under_no_grad_matches():
     np.testing.assert_array_equal(y.numpy(), z.numpy())
 
 
-def test_max_pool2d_keeps_float32():
-    x = minidl.Tensor(np.random.default_rng(10).standard_normal((2, 3, 8, 8)).astype(np.float32),
-                      requires_grad=True)
+def test_max_pool2d_keeps_float32_on_the_device(device):
+    x = minidl.tensor(np.random.default_rng(10).standard_normal((2, 3, 8, 8)).astype(np.float32),
+                      requires_grad=True, device=device)
     y = max_pool2d(x, 3, 2, 1)
-    assert y.dtype == np.float32
+    assert y.dtype == np.float32 and y.device == device
     y.sum().backward()
-    assert x.grad.dtype == np.float32
+    assert x.grad.dtype == np.float32 and x.grad.device == device
 
 
 # ----------------------------------------------------------------------------- avg_pool2d
 @pytest.mark.parametrize('shape, kernel, stride, padding', AVG_CASES, ids=AVG_IDS)
-def test_avg_pool2d_gradcheck(shape, kernel, stride, padding):
-    assert minidl.gradcheck(lambda t: avg_pool2d(t, kernel, stride, padding), [rand(*shape)])
+def test_avg_pool2d_gradcheck(shape, kernel, stride, padding, device):
+    assert minidl.gradcheck(lambda t: avg_pool2d(t, kernel, stride, padding),
+                            [rand(*shape, device=device)])
 
 
 @pytest.mark.parametrize('shape, kernel, stride, padding',
                          [AVG_CASES[i] for i in (2, 3)], ids=[AVG_IDS[i] for i in (2, 3)])
-def test_avg_pool2d_gradgradcheck(shape, kernel, stride, padding):
+def test_avg_pool2d_gradgradcheck(shape, kernel, stride, padding, device):
     assert minidl.gradgradcheck(lambda t: avg_pool2d(t, kernel, stride, padding),
-                                [rand(*shape)])
+                                [rand(*shape, device=device)])
 
 
 @requires_torch
 @pytest.mark.parametrize('shape, kernel, stride, padding', AVG_CASES, ids=AVG_IDS)
-def test_avg_pool2d_torch_parity(shape, kernel, stride, padding):
+def test_avg_pool2d_torch_parity(shape, kernel, stride, padding, device):
     check_torch_parity(lambda t: avg_pool2d(t, kernel, stride, padding),
                        lambda t: tF.avg_pool2d(t, kernel, stride, padding),
-                       [rand(*shape, seed=11)])
+                       [rand(*shape, seed=11, device=device)])
 
 
-def test_avg_pool2d_counts_padding_in_the_divisor():
-    x = minidl.Tensor(np.ones((1, 1, 2, 2)))
+def test_avg_pool2d_counts_padding_in_the_divisor(device):
+    x = minidl.tensor(np.ones((1, 1, 2, 2)), device=device)
     np.testing.assert_allclose(avg_pool2d(x, 3, 1, 1).numpy(), np.full((1, 1, 2, 2), 4 / 9))
 
 

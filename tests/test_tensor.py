@@ -1,10 +1,11 @@
-"""Specification of Tensor and the autograd engine."""
+"""Specification of Tensor and the autograd engine; what involves the device's arrays
+(values, gradients, moving between devices) on every device."""
 import numpy as np
 import pytest
 
 import minidl
 import minidl.functional as F
-from helpers import rand
+from helpers import CUDA, rand
 
 
 # ----------------------------------------------------------------------------- construction
@@ -26,6 +27,14 @@ def test_tensor_copies_but_Tensor_wraps():
     t = minidl.tensor(a)
     a[0] = 5
     assert t.data[0] == 0
+
+
+def test_tensor_is_made_on_the_requested_device(device):
+    x = minidl.tensor(np.arange(6.0).reshape(2, 3), device=device)
+    assert (x.device, x.dtype, x.shape) == (device, np.float64, (2, 3))
+    assert isinstance(x.numpy(), np.ndarray)  # copied from the GPU
+    assert x[1, 2].item() == 5.0 and x.tolist() == [[0, 1, 2], [3, 4, 5]]
+    assert ("device='cuda'" in repr(x)) == (device == 'cuda')
 
 
 def test_attributes():
@@ -61,47 +70,67 @@ def test_detach_shares_data_and_leaves_graph():
     assert y.grad_fn is None and not y.requires_grad
 
 
-def test_to_same_device_and_dtype():
-    x = rand(2)
-    assert x.to('cpu') is x
-    assert x.to(np.float32).dtype == np.float32
+def test_to_same_device_and_dtype(device):
+    x = rand(2, device=device)
+    assert x.to(device) is x
+    assert x.to(np.float32).dtype == np.float32 and x.to(np.float32).device == device
     with pytest.raises(ValueError, match="unknown device"):
         x.to('tpu')
 
 
+def test_to_moves_data_and_gradients_flow_back(device):
+    x = minidl.tensor(np.arange(3.0), requires_grad=True)
+    y = x.to(device)
+    assert y.device == device
+    (y * 2).to('cpu').sum().backward()
+    assert x.grad.device == 'cpu'
+    np.testing.assert_array_equal(x.grad.numpy(), [2, 2, 2])
+
+
+def test_to_cpu_and_back_keeps_the_gradient_on_the_device(device):
+    x = rand(3, device=device)
+    y = x.to('cpu')
+    assert y.device == 'cpu'
+    np.testing.assert_array_equal(y.numpy(), x.numpy())
+    (y * 3).to(device).sum().backward()
+    assert x.grad.device == device and x.grad.dtype == np.float64
+    np.testing.assert_array_equal(x.grad.numpy(), [3, 3, 3])
+
+
 # ----------------------------------------------------------------------------- backward basics
-def test_gradient_of_a_scalar_function():
-    x = minidl.tensor([1.0, 2.0, 3.0], requires_grad=True)
+def test_gradient_of_a_scalar_function(device):
+    x = minidl.tensor([1.0, 2.0, 3.0], requires_grad=True, device=device)
     (x * x).sum().backward()
+    assert x.grad.device == device and x.grad.dtype == np.float32
     np.testing.assert_allclose(x.grad.numpy(), [2, 4, 6])
 
 
-def test_gradients_accumulate_across_uses():
-    x = minidl.tensor(3.0, requires_grad=True)
+def test_gradients_accumulate_across_uses(device):
+    x = minidl.tensor(3.0, requires_grad=True, device=device)
     y = x * x + x * 2 + x  # dy/dx = 2x + 3
     y.backward()
     assert x.grad.item() == 9.0
 
 
-def test_gradients_accumulate_across_backward_calls():
-    x = minidl.tensor(2.0, requires_grad=True)
+def test_gradients_accumulate_across_backward_calls(device):
+    x = minidl.tensor(2.0, requires_grad=True, device=device)
     (x * 3).backward()
     (x * 4).backward()
-    assert x.grad.item() == 7.0
+    assert x.grad.item() == 7.0 and x.grad.device == device
 
 
-def test_broadcasting_gradients_sum_over_broadcast_axes():
-    a, b = rand(4, 1, 3), rand(5, 1, seed=1)
+def test_broadcasting_gradients_sum_over_broadcast_axes(device):
+    a, b = rand(4, 1, 3, device=device), rand(5, 1, seed=1, device=device)
     (a * b).sum().backward()
-    np.testing.assert_allclose(a.grad.numpy(), np.full((4, 1, 3), b.data.sum()), rtol=1e-12)
-    np.testing.assert_allclose(b.grad.numpy(), np.full((5, 1), a.data.sum()), rtol=1e-12)
+    np.testing.assert_allclose(a.grad.numpy(), np.full((4, 1, 3), b.numpy().sum()), rtol=1e-12)
+    np.testing.assert_allclose(b.grad.numpy(), np.full((5, 1), a.numpy().sum()), rtol=1e-12)
 
 
-def test_backward_on_non_scalar_needs_grad():
-    y = rand(2, 3) * 2
+def test_backward_on_non_scalar_needs_grad(device):
+    y = rand(2, 3, device=device) * 2
     with pytest.raises(ValueError, match=r"backward.*\(2, 3\)"):
         y.backward()
-    y.backward(minidl.Tensor(np.ones((2, 3))))
+    y.backward(minidl.tensor(np.ones((2, 3)), device=device))
 
 
 def test_backward_rejects_wrong_grad_shape():
@@ -115,12 +144,12 @@ def test_backward_without_graph_is_an_error():
         minidl.tensor(1.0).backward()
 
 
-def test_graph_is_freed_unless_retained():
-    x = rand(3)
+def test_graph_is_freed_unless_retained(device):
+    x = rand(3, device=device)
     y = (x * x).sum()
     y.backward(retain_graph=True)
     y.backward()
-    np.testing.assert_allclose(x.grad.numpy(), 4 * x.data)
+    np.testing.assert_allclose(x.grad.numpy(), 4 * x.numpy())
     with pytest.raises(RuntimeError, match="retain_graph"):
         y.backward()
 
@@ -142,32 +171,33 @@ def test_no_grad_records_nothing():
     assert minidl.is_grad_enabled()
 
 
-def test_leaf_grads_never_alias_each_other_or_the_seed():
-    a, b = rand(3), rand(3, seed=1)
-    seed = minidl.Tensor(np.ones(3))
+def test_leaf_grads_never_alias_each_other_or_the_seed(device):
+    a, b = rand(3, device=device), rand(3, seed=1, device=device)
+    seed = minidl.tensor(np.ones(3), device=device)
     (a + b).backward(seed)
     a.grad.data[0] = 100.0
-    assert b.grad.data[0] == 1.0 and seed.data[0] == 1.0
+    assert b.grad.numpy()[0] == 1.0 and seed.numpy()[0] == 1.0
 
 
-def test_mixed_float_dtypes_give_grads_in_each_inputs_dtype():
-    a = minidl.Tensor(np.ones(2, np.float32), requires_grad=True)
-    b = minidl.Tensor(np.ones(2, np.float64), requires_grad=True)
+def test_mixed_float_dtypes_give_grads_in_each_inputs_dtype(device):
+    a = minidl.tensor(np.ones(2, np.float32), requires_grad=True, device=device)
+    b = minidl.tensor(np.ones(2, np.float64), requires_grad=True, device=device)
     (a * b).sum().backward()
     assert a.grad.dtype == np.float32 and b.grad.dtype == np.float64
+    assert a.grad.device == b.grad.device == device
 
 
-def test_python_scalars_do_not_promote_float32():
-    x = minidl.Tensor(np.ones(2, np.float32), requires_grad=True)
+def test_python_scalars_do_not_promote_float32(device):
+    x = minidl.tensor(np.ones(2, np.float32), requires_grad=True, device=device)
     y = (2.0 * x + 1) / 3 - 0.5
-    assert y.dtype == np.float32
+    assert y.dtype == np.float32 and y.device == device
     y.sum().backward()
     assert x.grad.dtype == np.float32
 
 
 # ----------------------------------------------------------------------------- hooks
-def test_hook_sees_and_can_replace_the_gradient():
-    x = rand(3)
+def test_hook_sees_and_can_replace_the_gradient(device):
+    x = rand(3, device=device)
     seen = []
     y = x * 2
     y.register_hook(lambda g: seen.append(g.numpy().copy()))
@@ -185,8 +215,8 @@ def test_hook_handle_removes_the_hook():
     np.testing.assert_allclose(x.grad.numpy(), np.ones(2))
 
 
-def test_leaf_hook_is_called_once_with_the_total():
-    x = rand(2)
+def test_leaf_hook_is_called_once_with_the_total(device):
+    x = rand(2, device=device)
     calls = []
     x.register_hook(lambda g: calls.append(g.numpy().copy()))
     (x * 2 + x * 3).sum().backward()
@@ -194,19 +224,20 @@ def test_leaf_hook_is_called_once_with_the_total():
     np.testing.assert_allclose(calls[0], np.full(2, 5.0))
 
 
-def test_retain_grad_keeps_non_leaf_gradient():
-    x = rand(2)
+def test_retain_grad_keeps_non_leaf_gradient(device):
+    x = rand(2, device=device)
     y = x * 3
     y.retain_grad()
     z = x * 3
     (y * y + z).sum().backward()
-    np.testing.assert_allclose(y.grad.numpy(), 2 * y.data)
+    assert y.grad.device == device
+    np.testing.assert_allclose(y.grad.numpy(), 2 * y.numpy())
     assert z.grad is None
 
 
 # ----------------------------------------------------------------------------- higher order
-def test_create_graph_gives_differentiable_gradients():
-    x = minidl.tensor(2.0, dtype=np.float64, requires_grad=True)
+def test_create_graph_gives_differentiable_gradients(device):
+    x = minidl.tensor(2.0, dtype=np.float64, requires_grad=True, device=device)
     y = x ** 3
     (g,) = minidl.grad(y, [x], create_graph=True)  # 3x^2 = 12
     (gg,) = minidl.grad(g, [x], create_graph=True)  # 6x = 12
@@ -214,8 +245,8 @@ def test_create_graph_gives_differentiable_gradients():
     assert (g.item(), gg.item(), ggg.item()) == (12.0, 12.0, 6.0)
 
 
-def test_backward_with_create_graph_then_backward_again():
-    x = minidl.tensor(1.5, dtype=np.float64, requires_grad=True)
+def test_backward_with_create_graph_then_backward_again(device):
+    x = minidl.tensor(1.5, dtype=np.float64, requires_grad=True, device=device)
     y = F.tanh(x)
     y.backward(create_graph=True)
     g = x.grad
@@ -225,8 +256,8 @@ def test_backward_with_create_graph_then_backward_again():
     assert abs(x.grad.item() - (-2 * t * (1 - t * t))) < 1e-12
 
 
-def test_grad_leaves_dot_grad_alone_and_reports_unused():
-    x, z = rand(2), rand(2, seed=1)
+def test_grad_leaves_dot_grad_alone_and_reports_unused(device):
+    x, z = rand(2, device=device), rand(2, seed=1, device=device)
     y = (x * x).sum()
     (gx,) = minidl.grad(y, [x], retain_graph=True)
     assert x.grad is None
@@ -255,14 +286,14 @@ class SplitHalves(minidl.Function):
         return F.concat([ga, gb])
 
 
-def test_user_defined_function_and_its_second_derivative():
-    x = rand(4)
+def test_user_defined_function_and_its_second_derivative(device):
+    x = rand(4, device=device)
     assert minidl.gradcheck(lambda t: Cube()(t), [x])
     assert minidl.gradgradcheck(lambda t: Cube()(t), [x])
 
 
-def test_multi_output_function_with_an_unused_output():
-    x = rand(5)
+def test_multi_output_function_with_an_unused_output(device):
+    x = rand(5, device=device)
     a, b = SplitHalves()(x)
     (a * 2).sum().backward()
     np.testing.assert_allclose(x.grad.numpy(), [2, 2, 0, 0, 0])
@@ -288,7 +319,17 @@ def test_mixed_devices_are_an_error(monkeypatch):
         a + b
 
 
-def test_leaf_grads_that_are_views_of_one_array_do_not_alias():
+@pytest.mark.parametrize('device', [CUDA])
+def test_mixing_real_devices_is_an_error(device):
+    a = minidl.tensor(np.ones(2))
+    b = minidl.tensor(np.ones(2), device=device)
+    with pytest.raises(ValueError, match="one device.*cpu.*cuda"):
+        a + b
+    with pytest.raises(ValueError, match="one device.*cuda.*cpu"):
+        F.matmul(b, a)
+
+
+def test_leaf_grads_that_are_views_of_one_array_do_not_alias(device):
     class Split(minidl.Function):  # both gradients are views of one fresh array
         def forward(self, a, b):
             return a + b
@@ -297,7 +338,7 @@ def test_leaf_grads_that_are_views_of_one_array_do_not_alias():
             both = F.concat([gy, gy]).reshape(2, -1)
             return both[0], both[1]
 
-    a, b = rand(3), rand(3, seed=1)
+    a, b = rand(3, device=device), rand(3, seed=1, device=device)
     Split()(a, b).sum().backward()
     a.grad.data[0] = 100.0
-    assert b.grad.data[0] == 1.0
+    assert b.grad.numpy()[0] == 1.0
