@@ -8,6 +8,7 @@ import pytest
 
 import minidl
 from minidl.functional import conv
+from minidl.kernels import im2col
 from minidl.functional.conv import conv2d
 from helpers import (GPU_FLOAT32_RTOL, assert_parity, check_torch_parity, rand, requires_torch,
                      torch)
@@ -198,7 +199,7 @@ def test_col_is_not_kept_when_the_weight_needs_no_gradient():
 
 
 def test_a_col_bigger_than_the_limit_is_recomputed_not_kept(monkeypatch):
-    monkeypatch.setattr(conv, 'KEEP_COL_MAX_BYTES', 27 * 50 * 4 - 1)  # one byte short
+    monkeypatch.setattr(im2col, 'KEEP_COL_MAX_BYTES', 27 * 50 * 4 - 1)  # one byte short
     x, w = rand(2, 3, 5, 5), rand(4, 3, 3, 3)
     y = conv2d(x, w, padding=1)
     assert y.grad_fn.col is None

@@ -146,6 +146,7 @@ def test_dataset_without_images_is_refused():
         DataLoader([1, 2, 3])
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not backend.gpu_available(), reason="needs CuPy and a CUDA GPU")
 def test_device_cuda_gives_cupy_backed_tensors():
     x, y = next(iter(DataLoader(Tiny(8), batch_size=4, device='cuda')))

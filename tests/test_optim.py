@@ -371,10 +371,10 @@ def test_optimizer_base_class_needs_an_update_rule():
 
 
 # ----------------------------------------------------------------------------- devices
-gpu = pytest.mark.skipif(not minidl.cuda.is_available(), reason='no CUDA GPU visible')
 
 
-@gpu
+@pytest.mark.gpu
+@pytest.mark.skipif(not minidl.cuda.is_available(), reason='no CUDA GPU visible')
 @pytest.mark.parametrize('cls, kw', RESUME_CASES, ids=lambda c: getattr(c, '__name__', ''))
 def test_cpu_checkpoint_resumes_on_gpu_and_back(cls, kw):
     straight, _ = trained(cls, kw, range(STEPS))
