@@ -259,6 +259,14 @@ def test_the_reference_passes_gradcheck(name):
     assert minidl.gradcheck(fn, inputs)
 
 
+@pytest.mark.parametrize('name', ['local_response_norm', 'batch_norm'])
+def test_the_reference_differentiates_twice_where_the_fused_op_does_not(name):
+    # the fast LRN and training-mode batch norm have a fused backward that is not
+    # differentiable again; a graph of Tensor ops always is
+    fn, inputs = GRADCHECK[name]
+    assert minidl.gradgradcheck(fn, inputs)
+
+
 @pytest.mark.parametrize('name', NAMES)
 def test_same_signature_as_the_fast_op(name):
     fast, ref = (list(inspect.signature(getattr(m, name)).parameters.values()) for m in (F, R))
