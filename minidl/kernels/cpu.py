@@ -68,6 +68,7 @@ def set_num_threads(n):
 
 
 def get_num_threads():
+    """The number of threads minidl's own whole-array loops use."""
     return _num_threads
 
 
