@@ -7,11 +7,11 @@
 Each study trains small nets on CIFAR-10 (subsets, a few minutes on a laptop CPU; seconds
 with ``quick``), writes ``result.json`` (measured numbers beside the paper's, settings,
 time) and pictures into ``out``, and returns a verdict that says where ours agrees with the
-paper and where not. The studies: ``alexnet.py`` (the AlexNet paper), ``blog.py`` (the
-blog's lessons); the shared machinery is ``base.py``.
+paper and where not. The studies: ``alexnet.py`` (the AlexNet paper), ``vgg.py`` (the VGG
+paper), ``blog.py`` (the blog's lessons); the shared machinery is ``base.py``.
 """
 from .base import REGISTRY, run
-from . import alexnet, blog  # noqa: F401  (registers the studies)
+from . import alexnet, blog, vgg  # noqa: F401  (registers the studies)
 
 
 def names():

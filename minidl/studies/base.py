@@ -132,6 +132,38 @@ class Context:
         return _save_png(fig, os.path.join(self.out, filename), 'study')
 
 
+def compare(ctx, variants, data, epochs, lr, **train_options):
+    """Train every variant ({label: () -> model}) once per seed; per variant: the final
+    test and training errors and their gap (mean, spread and values over the seeds), the
+    per-epoch histories, and a picture of the mean error curves (``errors.png``)."""
+    results, series = {}, {}
+    for label, make in variants.items():
+        runs = [ctx.train(make(), data, epochs, lr, seed=seed, **train_options)
+                for seed in range(ctx.seeds)]
+        final = [r[-1] for r in runs]
+        results[label] = {'test_error': mean_std([f['test_error'] for f in final]),
+                          'train_error': mean_std([f['train_error'] for f in final]),
+                          'gap': mean_std([f['test_error'] - f['train_error'] for f in final]),
+                          'histories': runs}
+        n = min(len(r) for r in runs)
+        epochs_axis = list(range(1, n + 1))
+        for key, name in (('test_error', 'test'), ('train_error', 'train')):
+            series[f"{label}, {name}"] = (epochs_axis, [float(np.mean([r[e][key] for r in runs]))
+                                                       for e in range(n)])
+        ctx.log(f"  {label}: test error {results[label]['test_error']['mean']:.3f} "
+                f"+- {results[label]['test_error']['std']:.3f}, gap "
+                f"{results[label]['gap']['mean']:.3f} over {ctx.seeds} seed(s)")
+    ctx.plot_lines('errors.png', series, 'epoch', f'error (mean of {ctx.seeds} seeds)',
+                   ' vs '.join(variants))
+    return results
+
+
+def describe(results, a, b, what='test_error'):
+    """'a: 0.412 +- 0.010 against b: 0.398 +- 0.012' for the verdicts."""
+    return ' against '.join(f"{k}: {results[k][what]['mean']:.3f} +- {results[k][what]['std']:.3f}"
+                            for k in (a, b))
+
+
 def mean_std(values):
     values = np.asarray(values, np.float64)
     return {'mean': float(values.mean()), 'std': float(values.std(ddof=1)) if len(values) > 1

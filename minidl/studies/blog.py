@@ -8,7 +8,7 @@ import numpy as np
 from .. import functional as F
 from .. import nn, random
 from ..tensor import Tensor
-from .base import study
+from .base import compare, describe, study
 
 
 def _blog_net():
@@ -181,3 +181,68 @@ def _plot_layers(ctx, filename, title, rows):
     ax.legend()
     fig.tight_layout()
     _save_png(fig, os.path.join(ctx.out, filename), 'study')
+
+
+# ----------------------------------------------------------------------------- padding
+def padding_net(padding):
+    """Four 3x3 conv layers (32, 32, 64, 64 channels) with ReLU, a 2x2 max-pool after the
+    second and the fourth, then a linear layer; with or without zero padding."""
+    p = 1 if padding else 0
+    layers, channels, size = [], 3, 32
+    for i, width in enumerate((32, 32, 64, 64)):
+        layers += [nn.Conv2d(channels, width, 3, padding=p), nn.ReLU()]
+        channels, size = width, size - 2 * (1 - p)
+        if i % 2:
+            layers.append(nn.MaxPool2d(2, 2))
+            size //= 2
+    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(channels * size * size, 2))
+
+
+def pixel_use(padding, size=32):
+    """How many output positions of ``padding_net``'s convolutions read each input pixel:
+    the gradient, with respect to the input, of the sum of the last conv layer's outputs
+    through all-ones 3x3 kernels (and 2x2 sum-pooling), computed by autograd."""
+    x = Tensor(np.ones((1, 1, size, size)), requires_grad=True)
+    y, ones = x, Tensor(np.ones((1, 1, 3, 3)))
+    for i in range(4):
+        y = F.conv2d(y, ones, padding=1 if padding else 0)
+        if i % 2:
+            y = F.avg_pool2d(y, 2) * 4.0
+    y.sum().backward()
+    return x.grad.numpy()[0, 0]
+
+
+@study('padding',
+       claim='Without padding the border pixels are neglected and accuracy drops; padding '
+             "lifted the blog's 7-layer net to 90.6% on airplane vs ship.",
+       source="the blog's lesson 1 (padding)",
+       paper={'accuracy_with_padding': 0.906})
+def padding(ctx):
+    n_train, n_test, epochs = (200, 100, 1) if ctx.quick else (6000, 2000, 8)
+    data = ctx.cifar(n_train, n_test, classes=('airplane', 'ship'))
+    results = compare(ctx, {'no padding': lambda: padding_net(False),
+                                 'padding 1': lambda: padding_net(True)},
+                      data, epochs, 0.01, flip=True)
+    use = {k: pixel_use(k == 'padding 1') for k in ('no padding', 'padding 1')}
+    _plot_use(ctx, use)
+    corner = {k: float(u[0, 0] / u.max()) for k, u in use.items()}
+    verdict = (f"A corner pixel is read {corner['no padding']:.2g} times as often as the "
+               f"most-read pixel without padding and {corner['padding 1']:.2g} times with "
+               f"it. Test error "
+               f"{describe(results, 'no padding', 'padding 1')} on airplane vs ship "
+               f"({n_train} images, {epochs} epochs); the blog: 90.6% accuracy with padding, "
+               f"after full training of a bigger net.")
+    return {'results': results, 'corner_use_relative': corner, 'verdict': verdict}
+
+
+def _plot_use(ctx, use):
+    from ..plots import _figure, _save_png
+    fig = _figure(figsize=(7, 3.4))
+    for i, (label, u) in enumerate(use.items()):
+        ax = fig.add_subplot(1, 2, i + 1)
+        image = ax.imshow(u / u.max(), cmap='viridis', vmin=0, vmax=1)
+        ax.set_title(f'{label}: reads per pixel')
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.colorbar(image, ax=fig.axes, shrink=0.8, label='relative to the most-read pixel')
+    _save_png(fig, os.path.join(ctx.out, 'pixel-use.png'), 'study')
