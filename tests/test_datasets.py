@@ -502,6 +502,18 @@ def test_every_array_built_must_get_its_contents_even_if_unused(tmp_path):
     refused(tmp_path, path, 'without its contents')
 
 
+def test_any_other_unpickling_error_is_reported_without_reprs_or_addresses(tmp_path,
+                                                                         monkeypatch):
+    write_cifar(tmp_path / 'data')
+    path = tmp_path / 'data' / 'cifar-10-batches-py' / 'batches.meta'    # the first file read
+
+    def load(self):
+        raise TypeError(f"cannot combine {object()!r} and {hex(id(self))}")
+    monkeypatch.setattr(datasets._RestrictedUnpickler, 'load', load)
+    message = refused(tmp_path, path, 'unreadable pickle')
+    assert 'TypeError: cannot combine ... and ...' in message
+
+
 def test_arrays_in_any_plain_dtype_and_order_load_from_their_pickled_state(tmp_path):
     data = np.arange(2 * 3072).reshape(2, 3072).astype(np.uint8)
     labels = np.array([3, 9], dtype='>i8')                         # big-endian, as an array
