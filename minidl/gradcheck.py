@@ -8,6 +8,10 @@ For an input x and a direction v in output space, backward gives the analytic
 With a small output (at most ``full_jacobian_max`` elements) the directions v are the unit
 vectors, so the whole Jacobian is compared; with a larger one, a few random Gaussian
 directions are used (a wrong entry of J shows up in a random projection with probability 1).
+
+Non-finite values fail the check, whatever the tolerances: a NaN or inf in the forward
+output at the point checked, in the analytic gradient or in the numeric one. (A plain
+``|a - n| > tol`` test would let NaN through, since every comparison with NaN is False.)
 """
 import numpy as np
 
@@ -61,9 +65,10 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, full_jacobian_max=16,
     """Check ``fn``'s backward against central differences for every input that requires grad.
 
     ``fn(*inputs)`` returns a Tensor (any shape) or a tuple of Tensors. Inputs that require
-    grad must be float64. An element passes when ``|analytic - numeric| <= atol + rtol *
-    |numeric|``. On failure raises ``GradcheckError`` naming the input, the worst element,
-    the analytic and the numeric value (or returns False with ``raise_exception=False``).
+    grad must be float64. An element passes when both values are finite and ``|analytic -
+    numeric| <= atol + rtol * |numeric|``; a forward output with a NaN or inf fails too. On
+    failure raises ``GradcheckError`` naming the input (or output), the element and the
+    values (or returns False with ``raise_exception=False``).
     """
     inputs = (inputs,) if isinstance(inputs, Tensor) else tuple(inputs)
     targets = _targets(inputs, 'gradcheck')
@@ -73,6 +78,14 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, full_jacobian_max=16,
 
     with enable_grad():
         outs = _outputs(fn(*inputs), 'gradcheck')
+    for k, o in enumerate(outs):
+        values = backend.to_numpy(o.data)
+        finite = np.isfinite(values)
+        if not finite.all():
+            j = _first(~finite)
+            return _fail(f"gradcheck: output {k} (shape {o.shape}) is not finite at index {j}: "
+                         f"{values[j]} (fn must be finite at the point checked)",
+                         raise_exception)
     dirs, kind = _directions(outs, full_jacobian_max, n_random, seed)
     tracked = [k for k, o in enumerate(outs) if o.requires_grad]
     for d, v in enumerate(dirs):
@@ -85,17 +98,32 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, full_jacobian_max=16,
             x = inputs[i]
             a = np.zeros(x.shape) if a is None else backend.to_numpy(a.data)
             n = _numeric(fn, inputs, x, v, eps)
+            finite = np.isfinite(a) & np.isfinite(n)
+            if not finite.all():  # before the tolerance test, which NaN would pass
+                j = _first(~finite)
+                return _fail(f"gradcheck: gradient for input {i} (shape {x.shape}) is not finite "
+                             f"at index {j}, {kind} {d}: analytic {a[j]:.10g}, numeric "
+                             f"{n[j]:.10g}", raise_exception)
             err = np.abs(a - n) / (atol + rtol * np.abs(n))
             if err.size and err.max() > 1:
                 j = np.unravel_index(int(err.argmax()), err.shape)
-                message = (f"gradcheck: wrong gradient for input {i} (shape {x.shape}) at index "
-                           f"{tuple(int(t) for t in j)}, {kind} {d}: analytic {a[j]:.10g}, "
-                           f"numeric {n[j]:.10g} (|difference| {abs(a[j] - n[j]):.3g} > "
-                           f"atol + rtol*|numeric| = {atol + rtol * abs(n[j]):.3g})")
-                if raise_exception:
-                    raise GradcheckError(message)
-                return False
+                return _fail(f"gradcheck: wrong gradient for input {i} (shape {x.shape}) at "
+                             f"index {tuple(int(t) for t in j)}, {kind} {d}: analytic "
+                             f"{a[j]:.10g}, numeric {n[j]:.10g} (|difference| "
+                             f"{abs(a[j] - n[j]):.3g} > atol + rtol*|numeric| = "
+                             f"{atol + rtol * abs(n[j]):.3g})", raise_exception)
     return True
+
+
+def _first(mask):
+    """The index (a tuple of ints) of the first True element of ``mask``."""
+    return tuple(int(t) for t in np.unravel_index(int(np.argmax(mask)), mask.shape))
+
+
+def _fail(message, raise_exception):
+    if raise_exception:
+        raise GradcheckError(message)
+    return False
 
 
 def _numeric(fn, inputs, x, v, eps):
@@ -106,7 +134,8 @@ def _numeric(fn, inputs, x, v, eps):
     def f():
         with no_grad():
             outs = _outputs(fn(*inputs), 'gradcheck')
-        return sum(float((o.data * vk).sum()) for o, vk in zip(outs, v))
+        with np.errstate(invalid='ignore', over='ignore'):  # inf * 0: a NaN, reported later
+            return sum(float((o.data * vk).sum()) for o, vk in zip(outs, v))
 
     for j in range(flat.size):
         old = flat[j].item()

@@ -18,12 +18,22 @@ uncompressed) holding:
 ``load`` opens the file with ``np.load(allow_pickle=False)``, so it never runs code from the
 file, checks every entry's CRC, dtype and shape, and returns the same structure with NumPy
 arrays in place of arrays and Tensors (a GPU-saved checkpoint loads on a CPU-only machine).
+Before allocating anything for an entry it checks what the file declares (see
+docs/checkpoints.md, "What a checkpoint may declare"): the member is stored uncompressed,
+its zip directory's size is the number of bytes stored and lies inside the file, all members
+read declare no more bytes together than the file's size; the ``.npy`` header's
+``prod(shape) * itemsize`` is exactly the data the member holds; the header agrees with the
+description; and no entry is referenced twice. So a checkpoint never loads into more memory
+than its own size.
+
 ``save`` writes a temporary file next to ``path`` and renames it over ``path`` only when it
 is complete and fsync'ed, so a crash never leaves a half-written checkpoint.
 """
+import ast
 import errno
 import json
 import math
+import os
 import zipfile
 import zlib
 
@@ -133,14 +143,16 @@ def _write_npz(f, entries):
 # ----------------------------------------------------------------------------- load
 # What a damaged, truncated or foreign file makes numpy/zipfile/json raise.
 _BAD_FILE_ERRORS = (zipfile.BadZipFile, zlib.error, ValueError, KeyError, IndexError,
-                    TypeError, EOFError, NotImplementedError, RuntimeError, OverflowError)
+                    TypeError, EOFError, NotImplementedError, RuntimeError, OverflowError,
+                    SyntaxError)
 
 
 def load(path):
     """The object saved by ``save(obj, path)``, with NumPy arrays for arrays and Tensors.
 
-    Never executes code from the file. Raises FileNotFoundError for a missing file and
-    CheckpointError (a ValueError) for anything that is not an intact minidl checkpoint.
+    Never executes code from the file, and never allocates more than the file declares
+    and holds. Raises FileNotFoundError for a missing file and CheckpointError (a
+    ValueError) for anything that is not an intact minidl checkpoint.
     """
     path = _fspath(path)
     try:
@@ -156,8 +168,9 @@ def load(path):
             raise _invalid(path, "a single .npy array, not an .npz archive")
         with npz:
             try:
-                meta = _read_meta(npz.zip)
-                return _decode(meta['root'], npz.zip)
+                archive = _Archive(npz.zip, os.fstat(f.fileno()).st_size)
+                meta = _read_meta(archive)
+                return _decode(meta['root'], archive)
             except CheckpointError as err:
                 raise _invalid(path, str(err)) from None
             except _BAD_FILE_ERRORS as err:
@@ -176,21 +189,101 @@ def _describe(err):
     return f"{type(err).__name__}: {err}"
 
 
-def _read_entry(zf, entry):
-    """One .npy member, read to its end so that zipfile checks its CRC."""
+class _Archive:
+    """The open zip archive of ``size`` bytes, the entries read so far (each may be read
+    once) and the bytes they declare in all (at most the file's size: stored members
+    cannot share bytes of the file, as nested or overlapping members would)."""
+
+    def __init__(self, zf, size):
+        self.zf, self.size = zf, size
+        self.used = set()
+        self.declared = 0
+
+    def read(self, entry, dtype=None, shape=None):
+        """The array in ``entry``.npy, after checking what its member declares (see the
+        module docstring) against the file and against ``dtype`` and ``shape`` if given."""
+        if entry in self.used:
+            raise CheckpointError(f"entry {entry!r} is referenced twice; each array of a "
+                                  f"checkpoint has its own entry")
+        self.used.add(entry)
+        try:
+            info = self.zf.getinfo(entry + '.npy')
+        except KeyError:
+            raise CheckpointError(f"entry {entry!r} is missing") from None
+        if info.compress_type != zipfile.ZIP_STORED:
+            raise CheckpointError(f"entry {entry!r} is compressed; a checkpoint stores its "
+                                  f"entries uncompressed (as np.savez writes them)")
+        if info.file_size != info.compress_size:
+            raise CheckpointError(f"entry {entry!r}: its zip directory says {info.file_size} "
+                                  f"bytes but {info.compress_size} are stored")
+        if info.header_offset + info.compress_size > self.size:
+            raise CheckpointError(f"entry {entry!r}: its zip directory says "
+                                  f"{info.compress_size} bytes from offset "
+                                  f"{info.header_offset}, past the end of the "
+                                  f"{self.size}-byte file")
+        self.declared += info.compress_size
+        if self.declared > self.size:
+            raise CheckpointError(f"the entries up to {entry!r} declare {self.declared} bytes "
+                                  f"in all, more than the {self.size}-byte file holds "
+                                  f"(members overlap)")
+        with self.zf.open(info) as member:
+            found_shape, _, found_dtype = _npy_header(member, entry)
+            data_size = info.file_size - member.tell()
+        declared = math.prod(found_shape) * found_dtype.itemsize
+        if any(n < 0 for n in found_shape) or declared != data_size:
+            raise CheckpointError(f"entry {entry!r} declares {found_dtype.str} "
+                                  f"{list(found_shape)} ({declared} bytes) but its member "
+                                  f"holds {data_size} bytes")
+        if (dtype is not None and found_dtype.str != dtype) or \
+                (shape is not None and list(found_shape) != shape):
+            raise CheckpointError(f"entry {entry!r} is {found_dtype.str} {list(found_shape)}, "
+                                  f"the description says {dtype} {shape}")
+        with self.zf.open(info) as member:  # read to its end so that zipfile checks the CRC
+            array = np.lib.format.read_array(member, allow_pickle=False)
+            if member.read(1):
+                raise CheckpointError(f"entry {entry!r} has trailing data")
+        return array
+
+
+def _npy_header(member, entry):
+    """(shape, fortran_order, dtype) from a .npy header, leaving ``member`` at the data."""
     try:
-        info = zf.getinfo(entry + '.npy')
-    except KeyError:
-        raise CheckpointError(f"entry {entry!r} is missing") from None
-    with zf.open(info) as member:
-        array = np.lib.format.read_array(member, allow_pickle=False)
-        if member.read(1):
-            raise CheckpointError(f"entry {entry!r} has trailing data")
-    return array
+        version = np.lib.format.read_magic(member)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(member)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(member)
+        elif version == (3, 0):
+            shape, fortran, dtype = _npy_header_3_0(member)
+        else:
+            raise ValueError(f".npy format version {version[0]}.{version[1]}")
+    except _BAD_FILE_ERRORS as err:
+        raise CheckpointError(f"entry {entry!r} has no valid .npy header "
+                              f"({_describe(err)})") from None
+    if dtype.hasobject:
+        raise CheckpointError(f"entry {entry!r} holds Python objects (dtype {dtype}): "
+                              f"Object arrays cannot be loaded without pickle")
+    return shape, fortran, dtype
 
 
-def _read_meta(zf):
-    raw = _read_entry(zf, META)
+def _npy_header_3_0(member):
+    """Version 3.0 (np.save writes it for field names outside latin-1): as 2.0, a 4-byte
+    length and a dict literal, but in UTF-8; numpy has no public reader for it."""
+    length = int.from_bytes(member.read(4), 'little')
+    if length > 10000:  # numpy's own limit for a header it parses
+        raise ValueError(f"header of {length} bytes")
+    header = ast.literal_eval(member.read(length).decode('utf-8'))
+    if (not isinstance(header, dict) or set(header) != {'descr', 'fortran_order', 'shape'}
+            or not isinstance(header['shape'], tuple)
+            or not all(type(n) is int for n in header['shape'])
+            or type(header['fortran_order']) is not bool):
+        raise ValueError("header is not {'descr': ..., 'fortran_order': bool, 'shape': ints}")
+    return header['shape'], header['fortran_order'], np.lib.format.descr_to_dtype(
+        header['descr'])
+
+
+def _read_meta(archive):
+    raw = archive.read(META)
     if raw.dtype != np.uint8 or raw.ndim != 1:
         raise CheckpointError(f"{META} is not a uint8 vector")
     meta = json.loads(raw.tobytes().decode('utf-8'))
@@ -202,7 +295,7 @@ def _read_meta(zf):
     return meta
 
 
-def _decode(node, zf):
+def _decode(node, archive):
     kind = node['t']
     if kind == 'none':
         return None
@@ -214,20 +307,16 @@ def _decode(node, zf):
     if kind == 'float':
         return float(node['v'])
     if kind in ('list', 'tuple'):
-        items = [_decode(item, zf) for item in node['items']]
+        items = [_decode(item, archive) for item in node['items']]
         return tuple(items) if kind == 'tuple' else items
     if kind == 'dict':
         out = {}
         for key_kind, key, value in node['items']:
             if type(key) is not {'s': str, 'i': int}[key_kind]:
                 raise CheckpointError(f"dict key {key!r} is not of kind {key_kind!r}")
-            out[key] = _decode(value, zf)
+            out[key] = _decode(value, archive)
         return out
     if kind in ('array', 'scalar'):
-        array = _read_entry(zf, node['entry'])
-        if array.dtype.str != node['dtype'] or list(array.shape) != node['shape']:
-            raise CheckpointError(f"entry {node['entry']!r} is {array.dtype.str} "
-                                  f"{list(array.shape)}, the description says "
-                                  f"{node['dtype']} {node['shape']}")
+        array = archive.read(node['entry'], node['dtype'], node['shape'])
         return array[()] if kind == 'scalar' else array
     raise CheckpointError(f"unknown node type {kind!r}")

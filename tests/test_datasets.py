@@ -11,6 +11,7 @@ import io
 import os
 import pickle
 import pickletools
+import re
 import struct
 import tarfile
 from pathlib import Path
@@ -22,8 +23,8 @@ import pytest
 from minidl.data import (CIFAR10, FashionMNIST, DatasetCorruptError, DatasetNotFoundError,
                          find_data_root)
 from minidl.data import datasets, download
-from fakedata import (CIFAR_NAMES, FASHION_NAMES, N_PER_BATCH, N_TEST, idx_bytes, py2_pickle,
-                      write_cifar, write_fashion, write_idx)
+from fakedata import (_RECONSTRUCT, CIFAR_NAMES, FASHION_NAMES, N_PER_BATCH, N_TEST, idx_bytes,
+                      py2_pickle, write_cifar, write_fashion, write_idx)
 
 def md5(data):
     return hashlib.md5(data).hexdigest()
@@ -415,6 +416,111 @@ def test_a_tampered_pickle_is_refused_without_running_anything(tmp_path, functio
     with pytest.raises(DatasetCorruptError, match=f'references the forbidden object {module}'):
         CIFAR10(tmp_path / 'data', train=False)
     assert not marker.exists()
+
+
+class Reduced:
+    """Pickles as ``function(*args)``, then (given a state) BUILD with it: a hand-made
+    reduction, as a hostile file can hold any sequence of allowed calls."""
+    def __init__(self, function, args, *state):
+        self.function, self.args, self.state = function, args, state
+
+    def __reduce__(self):
+        return (self.function, self.args) + self.state
+
+
+U1 = np.dtype('u1')
+ADDRESS_OR_HEAP_VALUE = re.compile(r'0x[0-9a-fA-F]{4,}|\d{8,}| at 0x|<[^>]* object')
+
+
+def write_test_batch(tmp_path, data, labels):
+    write_cifar(tmp_path / 'data')
+    path = tmp_path / 'data' / 'cifar-10-batches-py' / 'test_batch'
+    path.write_bytes(py2_pickle(valid_batch(data=data, labels=labels)))
+    return path
+
+
+def refused(tmp_path, path, reason):
+    """The DatasetCorruptError for ``path``: names it, says ``reason``, shows no memory."""
+    with pytest.raises(DatasetCorruptError, match=reason) as info:
+        CIFAR10(tmp_path / 'data', train=False)
+    message = str(info.value).replace(str(path), '<path>')
+    assert str(path) in str(info.value) and not ADDRESS_OR_HEAP_VALUE.search(message), message
+    return message
+
+
+@pytest.mark.parametrize('data, reason', [
+    (Reduced(np.ndarray, ((2000, 3072), U1)), r'calls numpy\.ndarray directly'),
+    (Reduced(_RECONSTRUCT, (np.ndarray, (2000, 3072), U1)), 'other than numpy.ndarray, \\(0,\\)'),
+    (Reduced(_RECONSTRUCT, (np.ndarray, (0,), b'b')), 'without its contents'),
+])
+def test_a_4kb_file_cannot_load_2000_images_of_uninitialised_memory(tmp_path, data, reason):
+    path = write_test_batch(tmp_path, data, [i % 10 for i in range(2000)])
+    assert path.stat().st_size < 4300
+    refused(tmp_path, path, reason)
+
+
+def test_labels_from_uninitialised_memory_are_refused_without_showing_that_memory(tmp_path):
+    path = write_test_batch(tmp_path, np.zeros((2, 3072), np.uint8),
+                            Reduced(np.ndarray, ((2,), np.dtype('i8'))))
+    refused(tmp_path, path, r'calls numpy\.ndarray directly')
+
+
+def array_state(shape=(2, 3072), dtype=U1, fortran=False, raw=bytes(6144), version=1):
+    return Reduced(_RECONSTRUCT, (np.ndarray, (0,), b'b'), (version, shape, dtype, fortran, raw))
+
+
+@pytest.mark.parametrize('data, reason', [
+    (array_state(raw=bytes(100)), r'declares shape \(2, 3072\) uint8 \(6144 bytes\) but holds '
+                                  r'100 bytes'),
+    (array_state(raw=bytes(6145)), '6145 bytes'),
+    (array_state(shape=(2, -3072)), 'shape'),
+    (array_state(raw=[0] * 6144), 'data is list, expected bytes'),
+    (array_state(version=2), r'state is not \(1, shape, dtype'),
+    (array_state(dtype=np.dtype('O'), shape=(2,), raw=[1, 2]), "dtype 'O8'"),
+    (array_state(dtype=np.dtype([('a', 'u1')])), 'dtype'),
+    (Reduced(_RECONSTRUCT, (np.dtype, (0,), b'b')), 'other than numpy.ndarray'),
+    (array_state(dtype=Reduced(np.dtype, ('u1', 0, 1), (3, '|', None, None, None, 9, 1, 0))),
+     "a dtype's state is not"),
+])
+def test_an_array_state_must_hold_exactly_the_declared_bytes(tmp_path, data, reason):
+    path = write_test_batch(tmp_path, data, [1, 2])
+    refused(tmp_path, path, reason)
+
+
+def test_a_state_set_on_an_allowed_global_itself_is_refused(tmp_path):
+    path = write_test_batch(tmp_path, np.zeros((2, 3072), np.uint8), [1, 2])
+    # PROTO 2; GLOBAL numpy.dtype; {'names': 1}; BUILD; STOP
+    path.write_bytes(b'\x80\x02cnumpy\ndtype\n}(U\x05namesK\x01ub.')
+    refused(tmp_path, path, 'it sets a state on numpy.dtype')
+
+
+def test_every_array_built_must_get_its_contents_even_if_unused(tmp_path):
+    path = write_test_batch(tmp_path, np.zeros((2, 3072), np.uint8), [1, 2])
+    batch = valid_batch()
+    batch[b'filenames'] = [Reduced(_RECONSTRUCT, (np.ndarray, (0,), b'b'))]
+    path.write_bytes(py2_pickle(batch))
+    refused(tmp_path, path, 'without its contents')
+
+
+def test_any_other_unpickling_error_is_reported_without_reprs_or_addresses(tmp_path,
+                                                                         monkeypatch):
+    write_cifar(tmp_path / 'data')
+    path = tmp_path / 'data' / 'cifar-10-batches-py' / 'batches.meta'    # the first file read
+
+    def load(self):
+        raise TypeError(f"cannot combine {object()!r} and {hex(id(self))}")
+    monkeypatch.setattr(datasets._RestrictedUnpickler, 'load', load)
+    message = refused(tmp_path, path, 'unreadable pickle')
+    assert 'TypeError: cannot combine ... and ...' in message
+
+
+def test_arrays_in_any_plain_dtype_and_order_load_from_their_pickled_state(tmp_path):
+    data = np.arange(2 * 3072).reshape(2, 3072).astype(np.uint8)
+    labels = np.array([3, 9], dtype='>i8')                         # big-endian, as an array
+    write_test_batch(tmp_path, np.asfortranarray(data), labels)
+    test = CIFAR10(tmp_path / 'data', train=False)
+    np.testing.assert_array_equal(test.images.reshape(2, -1), data)
+    assert test.labels.tolist() == [3, 9] and test.images.flags.writeable
 
 
 # ----------------------------------------------------------------------------- real data

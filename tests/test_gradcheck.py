@@ -73,3 +73,77 @@ def test_inputs_are_restored_after_the_check():
     before = x.numpy().copy()
     minidl.gradcheck(lambda t: t.exp(), [x])
     np.testing.assert_array_equal(x.numpy(), before)
+
+
+# ----------------------------------------------------------------------------- non-finite values
+# (the ops under test warn about their NaN/inf; that is what these tests are about)
+nonfinite = pytest.mark.filterwarnings('ignore::RuntimeWarning')
+
+
+class NaNBackward(minidl.Function):
+    """y = 2x with a backward that returns NaN."""
+
+    def forward(self, x):
+        return 2 * x
+
+    def backward(self, gy):
+        return gy * float('nan')
+
+
+class InfBackward(minidl.Function):
+    """y = 2x with a backward that returns +inf."""
+
+    def forward(self, x):
+        return 2 * x
+
+    def backward(self, gy):
+        return gy * float('inf')
+
+
+class NaNSecondDerivative(minidl.Function):
+    """y = x^2 with a right (finite) first derivative 2 gy x whose own backward is NaN."""
+
+    def forward(self, x):
+        return x ** 2
+
+    def backward(self, gy):
+        return gy * 2 * NaNBackward()(self.inputs[0]) / 2
+
+
+@nonfinite
+@pytest.mark.parametrize('op, value', [(NaNBackward, 'analytic nan'), (InfBackward, 'analytic inf')])
+def test_a_non_finite_analytic_gradient_fails_naming_input_element_and_values(op, value):
+    with pytest.raises(minidl.GradcheckError) as info:
+        minidl.gradcheck(lambda a, b: a + op()(b), [rand(3, seed=1), rand(2, 3)])
+    message = str(info.value)
+    assert 'not finite' in message and 'input 1 (shape (2, 3))' in message
+    assert 'at index (0, 0)' in message and value in message and 'numeric 2' in message
+
+
+@nonfinite
+def test_a_non_finite_forward_output_fails_naming_the_output_element_and_value():
+    x = minidl.tensor([1.0, 2.0, -1.0, 3.0], dtype=np.float64, requires_grad=True)
+    with pytest.raises(minidl.GradcheckError, match=r'output 0 .* index \(2,\): nan'):
+        minidl.gradcheck(lambda t: F.sqrt(t), [x])
+    big = minidl.tensor([1.0, 800.0], dtype=np.float64, requires_grad=True)
+    with pytest.raises(minidl.GradcheckError, match=r'output 1 .* index \(1,\): inf'):
+        minidl.gradcheck(lambda t: (t * 2, F.exp(t)), [big])
+    assert minidl.gradcheck(lambda t: F.sqrt(t), [x], raise_exception=False) is False
+
+
+@nonfinite
+def test_a_non_finite_numeric_gradient_fails_naming_input_element_and_values():
+    x = minidl.tensor([1.0, 709.78], dtype=np.float64, requires_grad=True)  # exp(x+eps) = inf
+    with pytest.raises(minidl.GradcheckError) as info:
+        minidl.gradcheck(lambda t: F.exp(t).sum(), [x], eps=1e-2)
+    message = str(info.value)
+    assert 'not finite' in message and 'input 0' in message and 'index (1,)' in message
+    assert 'numeric inf' in message
+
+
+@nonfinite
+def test_gradgradcheck_fails_on_a_nan_second_derivative():
+    x = rand(3)
+    assert minidl.gradcheck(lambda t: NaNSecondDerivative()(t), [x])
+    with pytest.raises(minidl.GradcheckError, match=r'not finite.*analytic nan'):
+        minidl.gradgradcheck(lambda t: NaNSecondDerivative()(t), [x])

@@ -1,9 +1,13 @@
 """Specification of checkpoints: minidl.serialization.save / load (see docs/checkpoints.md)."""
+import io
 import json
 import os
 import pickle
 import re
+import struct
 import sys
+import zipfile
+import zlib
 
 import numpy as np
 import pytest
@@ -364,3 +368,149 @@ def test_pickled_files_are_refused_without_running_code(tmp_path):
     assert_invalid(tmp_path / 'obj.npz', 'Object arrays cannot be loaded')
     assert_invalid(tmp_path / 'obj.pkl', 'not an .npz archive')
     assert executed == []
+
+
+# ----------------------------------------------------------------------------- bombs
+# Files that declare far more memory than they hold. Each is built by hand, a few hundred
+# bytes on disk; load must refuse it from the declared sizes, before allocating or inflating.
+def npy(shape, dtype='<f8', data=b''):
+    """A .npy member whose header declares ``shape`` and ``dtype``, followed by ``data``."""
+    f = io.BytesIO()
+    np.lib.format.write_array_header_1_0(f, {'descr': dtype, 'fortran_order': False,
+                                             'shape': tuple(shape)})
+    return f.getvalue() + data
+
+
+def write_zip(path, root, members, compression=zipfile.ZIP_STORED):
+    """A checkpoint-like zip: ``root`` as the JSON description, plus ``members`` {name: bytes}."""
+    raw = json.dumps({'format': 'minidl-checkpoint', 'version': 1, 'root': root}).encode()
+    with zipfile.ZipFile(path, 'w', compression) as zf:
+        zf.writestr('minidl_meta.npy', npy((len(raw),), '|u1', raw))
+        for name, content in members.items():
+            zf.writestr(name, content)
+
+
+def array_node(shape, entry='array_0', dtype='<f8'):
+    return {'t': 'array', 'entry': entry, 'dtype': dtype, 'shape': list(shape)}
+
+
+@pytest.mark.parametrize('described', [[10 ** 12], [3]])
+def test_a_header_declaring_a_huge_shape_is_refused_before_allocating(tmp_path, described):
+    write_zip(tmp_path / 'c', array_node(described), {'array_0.npy': npy((10 ** 12,), data=bytes(24))})
+    assert_invalid(tmp_path / 'c', "entry 'array_0' declares <f8 [1000000000000] "
+                                   "(8000000000000 bytes) but its member holds 24 bytes")
+
+
+def test_a_header_that_disagrees_with_the_description_is_refused_before_reading(tmp_path,
+                                                                                 monkeypatch):
+    write_zip(tmp_path / 'c', array_node([3]), {'array_0.npy': npy((2 ** 17,), data=bytes(2 ** 20))})
+    read_array = np.lib.format.read_array
+
+    def read_all_but_array_0(member, **kwargs):
+        assert member.name != 'array_0.npy', "array_0's data was read"
+        return read_array(member, **kwargs)
+    monkeypatch.setattr(np.lib.format, 'read_array', read_all_but_array_0)
+    assert_invalid(tmp_path / 'c', "entry 'array_0' is <f8 [131072], the description says <f8 [3]")
+
+
+def test_an_entry_referenced_twice_is_refused(tmp_path):
+    refs = {'t': 'list', 'items': [array_node([3])] * 200}
+    write_zip(tmp_path / 'c', refs, {'array_0.npy': npy((3,), data=bytes(24))})
+    assert_invalid(tmp_path / 'c', "entry 'array_0' is referenced twice")
+    write_zip(tmp_path / 'c', array_node([3], 'minidl_meta', '|u1'), {})
+    assert_invalid(tmp_path / 'c', "entry 'minidl_meta' is referenced twice")
+
+
+def test_a_compressed_member_is_refused_before_it_is_inflated(tmp_path, monkeypatch):
+    zeros = npy((2 ** 20,), '|u1', bytes(2 ** 20))          # 1 MiB that deflates to ~1 KB
+    write_zip(tmp_path / 'c', array_node([2 ** 20], dtype='|u1'), {'array_0.npy': zeros},
+              zipfile.ZIP_DEFLATED)
+    assert os.path.getsize(tmp_path / 'c') < 3000
+
+    def inflate(*args):
+        raise AssertionError('a member was inflated')
+    monkeypatch.setattr(zipfile, '_get_decompressor', inflate)
+    assert_invalid(tmp_path / 'c', "entry 'minidl_meta' is compressed")
+
+
+@pytest.mark.parametrize('fields, reason', [
+    ((24,), "its zip directory says {declared} bytes but {stored} are stored"),
+    ((20, 24), "its zip directory says {declared} bytes from offset .*, past the end of the "
+               "{size}-byte file"),
+])
+def test_a_zip_directory_declaring_more_bytes_than_are_stored_is_refused(tmp_path, fields,
+                                                                          reason):
+    """The member holds a header and 24 bytes; its header says 2**20 bytes, and so does the
+    zip directory's uncompressed size (offset 24), or both sizes (also compressed, 20)."""
+    write_zip(tmp_path / 'c', array_node([2 ** 20], dtype='|u1'),
+              {'array_0.npy': npy((2 ** 20,), '|u1', bytes(24))})
+    data = bytearray((tmp_path / 'c').read_bytes())
+    entry = data.rindex(b'PK\x01\x02')                     # central directory: array_0.npy
+    header_size = len(npy((2 ** 20,), '|u1'))
+    for field in fields:
+        data[entry + field:entry + field + 4] = struct.pack('<I', header_size + 2 ** 20)
+    (tmp_path / 'c').write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=re.escape("entry 'array_0': ") + reason.format(
+            declared=header_size + 2 ** 20, stored=header_size + 24, size=len(data))):
+        load(tmp_path / 'c')
+
+
+def nested_zip(path, names, n):
+    """A stored zip in which each member's data holds the next member whole (its zip header
+    and data): the overlapping-members bomb, ``len(names)`` uint8 arrays from one copy of
+    the innermost ``n`` bytes. Each member is valid on its own (sizes, CRC, .npy header)."""
+    def local(name, body):   # a zip local file header (stored, 1980-01-01) and the data
+        return struct.pack('<IHHHHHIIIHH', 0x04034b50, 20, 0, 0, 0, 0x21, zlib.crc32(body),
+                           len(body), len(body), len(name), 0) + name.encode() + body
+
+    sizes = [n]                                   # each member's array size, innermost first
+    bodies = [npy((n,), '|u1', bytes(n))]
+    for name in reversed(names[1:]):
+        inner = local(name, bodies[0])
+        sizes.insert(0, len(inner))
+        bodies.insert(0, npy((len(inner),), '|u1', inner))
+    raw = json.dumps({'format': 'minidl-checkpoint', 'version': 1, 'root': {
+        't': 'list', 'items': [array_node([size], name[:-4], '|u1')
+                               for name, size in zip(names, sizes)]}}).encode()
+    meta = npy((len(raw),), '|u1', raw)
+    data = local('minidl_meta.npy', meta) + local(names[0], bodies[0])
+    offsets = [0, len(local('minidl_meta.npy', meta))]
+    for name, body, size in zip(names, bodies, sizes[:-1]):  # the next header sits in the data
+        offsets.append(offsets[-1] + 30 + len(name) + len(body) - size)
+    directory = b''.join(
+        struct.pack('<IHHHHHHIIIHHHHHII', 0x02014b50, 20, 20, 0, 0, 0, 0x21, zlib.crc32(body),
+                    len(body), len(body), len(name), 0, 0, 0, 0, 0, at) + name.encode()
+        for name, body, at in zip(['minidl_meta.npy'] + names, [meta] + bodies, offsets))
+    end = struct.pack('<IHHHHIIH', 0x06054b50, 0, 0, len(names) + 1, len(names) + 1,
+                      len(directory), len(data), 0)
+    path.write_bytes(data + directory + end)
+
+
+def test_members_overlapping_in_the_file_are_refused(tmp_path):
+    names = ['array_0.npy', 'array_1.npy', 'array_2.npy']
+    nested_zip(tmp_path / 'c', names, 4000)
+    with zipfile.ZipFile(tmp_path / 'c') as zf:               # a valid zip, every member intact
+        assert sum(len(zf.read(name)) for name in names) > 12000
+    assert os.path.getsize(tmp_path / 'c') < 5500
+    assert_invalid(tmp_path / 'c', "the entries up to 'array_1' declare")
+
+
+def test_savez_compressed_is_not_a_checkpoint_but_save_output_loads(tmp_path):
+    save({'w': np.zeros(1000)}, tmp_path / 'c')
+    with np.load(tmp_path / 'c') as npz:
+        entries = {name: npz[name] for name in npz.files}
+    with open(tmp_path / 'z', 'wb') as f:
+        np.savez_compressed(f, **entries)
+    assert_invalid(tmp_path / 'z', 'is compressed')
+    assert_same(load(tmp_path / 'c'), {'w': np.zeros(1000)})
+
+
+@pytest.mark.filterwarnings('ignore:Stored array in format 3.0')
+def test_field_names_outside_latin1_round_trip_through_npy_format_3(tmp_path):
+    array = np.array([(1.5, 2)], dtype=[('✓', '<f4'), ('ü', '<i2')])
+    save({'a': array}, tmp_path / 'c')
+    assert b'\x93NUMPY\x03\x00' in (tmp_path / 'c').read_bytes()
+    assert_same(load(tmp_path / 'c'), {'a': array})
+    write_zip(tmp_path / 'c', array_node([1], dtype='<f8'),
+              {'array_0.npy': b'\x93NUMPY\x03\x00' + struct.pack('<I', 10 ** 6) + b'{}'})
+    assert_invalid(tmp_path / 'c', "entry 'array_0' has no valid .npy header")

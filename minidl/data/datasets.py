@@ -31,16 +31,28 @@ files, such as the tiny ones the tests write, get the structural checks only. Fo
 Fashion-MNIST the size and md5 are those of the uncompressed bytes, since distributions
 recompress the .gz files. Anything wrong raises DatasetCorruptError naming the file.
 
-CIFAR pickles are read by a restricted unpickler that resolves only the three globals the
-official files use (numpy's ``_reconstruct``, ``ndarray`` and ``dtype``); a file naming any
-other object is refused before anything from it runs.
+CIFAR pickles are read by a restricted unpickler. The official files name only three globals,
+numpy's ``_reconstruct``, ``ndarray`` and ``dtype``, and use them in one pattern per array::
+
+    _reconstruct(ndarray, (0,), b'b')                          an empty array, then BUILD:
+    (1, shape, dtype(name, 0, 1) + its state, fortran flag, data bytes)
+
+The unpickler hands out stand-ins for those three names, never numpy's own objects, so a file
+can only follow that pattern: ``ndarray`` may not be called, ``_reconstruct`` only with exactly
+those arguments, ``dtype`` only for plain bool/int/uint/float types, and every array must then
+get its state, whose data bytes must be exactly ``prod(shape) * itemsize`` long. Every array's
+contents therefore come from the file (never from uninitialised memory), and a file naming any
+other object is refused before anything from it runs. Errors name the file and the rule broken,
+never an object's repr or a memory address.
 """
 import gzip
 import hashlib
 import io
+import math
 import operator
 import os
 import pickle
+import re
 import struct
 import zlib
 
@@ -380,36 +392,151 @@ _BAD_PICKLE = (pickle.UnpicklingError, EOFError, ValueError, TypeError, Attribut
                IndexError, KeyError, struct.error, OverflowError, MemoryError, RecursionError)
 
 
-class _ForbiddenGlobal(pickle.UnpicklingError):
-    pass
+class _Refused(pickle.UnpicklingError):
+    """The file does something the official CIFAR-10 pickles never do."""
+
+
+# Plain dtypes an array in a CIFAR file may have (the official files use 'u1' only).
+_PLAIN_DTYPES = {'b1', 'i1', 'i2', 'i4', 'i8', 'u1', 'u2', 'u4', 'u8', 'f2', 'f4', 'f8'}
+_BYTE_ORDERS = {'<': '<', '>': '>', '|': '=', '=': '='}
+
+
+class _Allowed:
+    """Stands in for one global a CIFAR file may name: calling it calls ``build``. It has no
+    ``__dict__`` and refuses a state, so a file cannot change it (or anything behind it)."""
+    __slots__ = ('name', 'build')
+
+    def __init__(self, name, build):
+        self.name, self.build = name, build
+
+    def __call__(self, *args):
+        return self.build(*args)
+
+    def __setstate__(self, state):
+        raise _Refused(f"it sets a state on {self.name}")
+
+
+def _text(value):
+    """A str or bytes name from the file as a str; None for anything else."""
+    if isinstance(value, bytes):
+        return value.decode('latin1')
+    return value if isinstance(value, str) else None
+
+
+class _DtypeFromFile:
+    """``numpy.dtype(name, align, copy)`` then, optionally, its state (the byte order)."""
+    __slots__ = ('dtype', 'has_state')
+    __hash__ = None
+
+    def __init__(self, name, align, copy):
+        name = _text(name)
+        if name not in _PLAIN_DTYPES or align not in (0, 1) or copy not in (0, 1):
+            what = repr(name) if name is not None else type(name).__name__
+            raise _Refused(f"it asks for dtype {what}; only plain bool, int, uint and float "
+                           f"dtypes ({', '.join(sorted(_PLAIN_DTYPES))}) are allowed")
+        self.dtype, self.has_state = np.dtype(name), False
+
+    def __setstate__(self, state):
+        # numpy writes (3, byte order, None, None, None, -1, -1, 0) for a plain dtype
+        order = _text(state[1]) if isinstance(state, tuple) and len(state) == 8 else None
+        if (self.has_state or order not in _BYTE_ORDERS
+                or state[0] != 3 or state[2:] != (None, None, None, -1, -1, 0)):
+            raise _Refused("a dtype's state is not (3, byte order, None, None, None, -1, -1, 0) "
+                           "set once, as numpy writes for a plain dtype")
+        self.dtype, self.has_state = self.dtype.newbyteorder(_BYTE_ORDERS[order]), True
+
+
+class _ArrayFromFile:
+    """``_reconstruct(ndarray, (0,), b'b')``: an array still without contents; its state
+    (version 1, shape, dtype, fortran flag, data bytes) makes ``.array`` from the data."""
+    __slots__ = ('array',)
+    __hash__ = None
+
+    def __init__(self):
+        self.array = None
+
+    def __setstate__(self, state):
+        if self.array is not None:
+            raise _Refused("an array's state is set twice")
+        if not (isinstance(state, tuple) and len(state) == 5 and state[0] == 1):
+            raise _Refused("an array's state is not (1, shape, dtype, fortran flag, data)")
+        _, shape, dtype, fortran, raw = state
+        if (not isinstance(shape, tuple) or
+                not all(type(n) is int and n >= 0 for n in shape)):
+            raise _Refused("an array's shape is not a tuple of non-negative ints")
+        if not isinstance(dtype, _DtypeFromFile) or fortran not in (0, 1):
+            raise _Refused("an array's state is not (1, shape, dtype, fortran flag, data)")
+        if type(raw) is not bytes:
+            raise _Refused(f"an array's data is {type(raw).__name__}, expected bytes")
+        dtype = dtype.dtype
+        size = math.prod(shape) * dtype.itemsize
+        if len(raw) != size:
+            raise _Refused(f"an array declares shape {shape} {dtype} ({size} bytes) but holds "
+                           f"{len(raw)} bytes of data")
+        order = 'F' if fortran else 'C'
+        self.array = np.frombuffer(raw, dtype).reshape(shape, order=order).copy()
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
-    """Resolves only what the official CIFAR-10 pickles reference; any other global fails."""
-    _reconstruct = np.ndarray.__reduce__(np.empty(0))[0]   # numpy's own, in any version
-    allowed = {
-        ('numpy.core.multiarray', '_reconstruct'): _reconstruct,   # numpy 1.x name (the files)
-        ('numpy._core.multiarray', '_reconstruct'): _reconstruct,  # numpy 2.x name
-        ('numpy', 'ndarray'): np.ndarray,
-        ('numpy', 'dtype'): np.dtype,
-    }
+    """Reads a CIFAR-10 pickle; only the official files' pattern (module docstring) builds
+    arrays, any other global fails. Arrays may be the top-level object or values of the
+    top-level dict (where CIFAR keeps ``b'data'``); anywhere else they stay stand-ins,
+    which no reader accepts."""
+
+    def __init__(self, file):
+        super().__init__(file, encoding='bytes')
+        self.arrays = []        # every array the file builds: each must get its contents
+        self.ndarray = _Allowed('numpy.ndarray', self._ndarray_called)
+        reconstruct = _Allowed('_reconstruct', self._reconstruct)
+        self.allowed = {
+            ('numpy.core.multiarray', '_reconstruct'): reconstruct,   # numpy 1.x (the files)
+            ('numpy._core.multiarray', '_reconstruct'): reconstruct,  # numpy 2.x
+            ('numpy', 'ndarray'): self.ndarray,
+            ('numpy', 'dtype'): _Allowed('numpy.dtype', _DtypeFromFile),
+        }
 
     def find_class(self, module, name):
         try:
             return self.allowed[(module, name)]
         except (KeyError, TypeError):
-            raise _ForbiddenGlobal(f"it references the forbidden object {module}.{name} "
-                                   f"(only numpy arrays are allowed)") from None
+            raise _Refused(f"it references the forbidden object {module}.{name} "
+                           f"(only numpy arrays are allowed)") from None
+
+    def _ndarray_called(self, *args):
+        raise _Refused("it calls numpy.ndarray directly, which would fill an array with "
+                       "uninitialised memory, not with data from the file")
+
+    def _reconstruct(self, subtype, shape, typecode):
+        if subtype is not self.ndarray or shape != (0,) or _text(typecode) != 'b':
+            raise _Refused("it calls numpy's _reconstruct with arguments other than "
+                           "numpy.ndarray, (0,), b'b' (as numpy writes an array)")
+        array = _ArrayFromFile()
+        self.arrays.append(array)
+        return array
+
+    def load(self):
+        result = super().load()
+        if any(a.array is None for a in self.arrays):
+            raise _Refused("an array is built without its contents (no state with its data "
+                           "follows numpy's _reconstruct)")
+        if isinstance(result, _ArrayFromFile):
+            return result.array
+        if isinstance(result, dict):
+            return {key: value.array if isinstance(value, _ArrayFromFile) else value
+                    for key, value in result.items()}
+        return result
 
 
 def _unpickle(path, official, verify):
     data = _read_bytes(path, official, verify)
     try:
-        return _RestrictedUnpickler(io.BytesIO(data), encoding='bytes').load()
-    except _ForbiddenGlobal as err:
+        return _RestrictedUnpickler(io.BytesIO(data)).load()
+    except _Refused as err:
         raise _corrupt(path, str(err)) from None
     except _BAD_PICKLE as err:
-        raise _corrupt(path, f"unreadable pickle ({type(err).__name__}: {err})") from None
+        # no object's repr or memory address from a hostile file reaches the message
+        reason = re.sub(r'<[^<>]*>|0x[0-9a-fA-F]+', '...', f"{type(err).__name__}: {err}")
+        raise _corrupt(path, f"unreadable pickle ({reason})") from None
 
 
 def _read_cifar_batch(path, official, verify):
