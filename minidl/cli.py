@@ -6,20 +6,31 @@
     minidl summary --model vgg16
     minidl plot runs/alexnet-cifar-cifar10
 
-Bad input (unknown model, dataset or device, impossible settings, missing data) is a
-one-line error and exit status 2, never a traceback.
+Bad input (unknown model, dataset or device, impossible settings, missing data, a corrupt
+run directory) is a one-line error and exit status 2, never a traceback; a failed read or
+write (a full disk, no permission) is one line naming the file and exit status 1.
 """
 import argparse
 import datetime
 import json
+import math
+import numbers
 import os
 import sys
+import warnings
 
 import numpy as np
 
 DATASETS = ('cifar10', 'fashion-mnist')
-GENERIC = dict(epochs=10, batch_size=128, optimizer='sgd', lr=0.01, momentum=0.9,
-               weight_decay=5e-4, schedule='cosine', warmup=0, label_smoothing=0.0)
+OPTIMIZERS = ('sgd', 'adam', 'adamw')
+SCHEDULES = ('cosine', 'step', 'plateau', 'none')
+GENERIC = dict(dataset='cifar10', device='cpu', seed=0, epochs=10, batch_size=128,
+               optimizer='sgd', lr=0.01, momentum=0.9, weight_decay=5e-4, schedule='cosine',
+               warmup=0, label_smoothing=0.0)
+REQUIRED = tuple(k for k in GENERIC if k != 'device') + ('model',)  # in every config.json
+# what `train --resume` may change; every other setting is the run's own
+RESUME_OPTIONS = ('epochs', 'device', 'data', 'out')
+FLOAT_WARNINGS = r'(overflow|invalid value|divide by zero|underflow) encountered'
 # Per-model defaults, so that `minidl train --model NAME` alone trains well.
 MODEL_DEFAULTS = {
     'alexnet-cifar': dict(epochs=30, lr=0.02, warmup=1),
@@ -40,13 +51,76 @@ class UsageError(Exception):
 def settings(args):
     """Command-line values over the model's defaults over the generic defaults."""
     merged = {**GENERIC, **MODEL_DEFAULTS.get(args.model, {})}
-    for key, value in vars(args).items():
-        if value is not None and key not in ('run', 'command', 'resume'):
-            merged[key] = value
-    if merged['epochs'] < 1 or merged['batch_size'] < 1 or merged['lr'] <= 0:
-        raise UsageError(f"epochs ({merged['epochs']}), batch size ({merged['batch_size']}) "
-                         f"and lr ({merged['lr']}) must be positive")
+    merged.update(_given(args))
+    check_settings(merged)
     return merged
+
+
+def _given(args):
+    """The options given on the command line (those left out are None)."""
+    return {key: value for key, value in vars(args).items()
+            if value is not None and key not in ('run', 'command', 'resume')}
+
+
+def check_settings(cfg, source=None):
+    """UsageError for a setting that cannot be trained as asked, instead of a silently
+    different run (``--train-size 0`` meaning all images, ``--width -1`` an 8-channel net).
+
+    ``source``: None for the command line (settings named as options, ``--train-size``),
+    else the file the settings were read from (``RUN/config.json``), named in the error.
+    """
+    import models
+    missing = [key for key in REQUIRED if key not in cfg]
+    if missing:
+        raise UsageError(f"{source} lacks the settings {', '.join(map(repr, missing))}: "
+                         f"it is not the configuration of a `minidl train` run")
+
+    def bad(key, must):
+        value = cfg[key]
+        name = f"--{key.replace('_', '-')}" if source is None else f"{source}: {key!r}"
+        shown = f"{value:g}" if isinstance(value, float) else repr(value)
+        raise UsageError(f"{name} must {must}, got {shown}")
+
+    def number(key):
+        return isinstance(cfg[key], numbers.Real) and not isinstance(cfg[key], bool) \
+            and math.isfinite(cfg[key])
+
+    def integer(key):
+        return isinstance(cfg[key], numbers.Integral) and not isinstance(cfg[key], bool)
+
+    for key, choices in (('model', models.names()), ('dataset', DATASETS),
+                         ('optimizer', OPTIMIZERS), ('schedule', SCHEDULES)):
+        if cfg[key] not in choices:
+            bad(key, 'be one of ' + ', '.join(choices))
+    for key in ('epochs', 'batch_size'):
+        if not integer(key) or cfg[key] < 1:
+            bad(key, 'be a positive integer')
+    for key in ('train_size', 'test_size'):
+        if cfg.get(key) is not None and (not integer(key) or cfg[key] < 1):
+            bad(key, 'be a positive integer')
+    for key in ('seed', 'warmup'):
+        if not integer(key) or cfg[key] < 0:
+            bad(key, 'be a non-negative integer')
+    if not number('lr') or cfg['lr'] <= 0:
+        bad('lr', 'be a positive finite number')
+    for key in ('momentum', 'weight_decay'):
+        if not number(key) or cfg[key] < 0:
+            bad(key, 'be a non-negative finite number')
+    if not number('label_smoothing') or not 0 <= cfg['label_smoothing'] <= 1:
+        bad('label_smoothing', 'be a number in [0, 1]')
+    if cfg.get('width') is not None and (not number('width') or cfg['width'] <= 0):
+        bad('width', 'be a positive number')
+    if cfg.get('classes') is not None:
+        names = cfg['classes'].split(',') if isinstance(cfg['classes'], str) else []
+        if len(names) < 2:
+            bad('classes', 'name at least two classes')
+        if not all(n.strip() for n in names):
+            bad('classes', 'be comma-separated class names, none of them empty')
+    for key in ('augment', 'lighting'):
+        if cfg.get(key) is not None and not isinstance(cfg[key], bool):
+            bad(key, 'be true or false')
+    if cfg.get('data') is not None and not isinstance(cfg['data'], str):
+        bad('data', 'be a path')
 
 
 def build_data(cfg):
@@ -93,7 +167,7 @@ def build_model(cfg, num_classes, in_channels):
         raise UsageError(f"model {cfg['model']} expects {models.INPUT_SIZE[cfg['model']]}x"
                          f"{models.INPUT_SIZE[cfg['model']]} images; {cfg['dataset']} "
                          f"images are 32x32 here: use a -cifar model")
-    extra = {'width': cfg['width']} if cfg.get('width') else {}
+    extra = {'width': cfg['width']} if cfg.get('width') is not None else {}
     if extra and cfg['model'] != 'alexnet-cifar':
         raise UsageError(f"--width is only supported by alexnet-cifar, not {cfg['model']}")
     return models.build(cfg['model'], num_classes=num_classes, in_channels=in_channels, **extra)
@@ -122,19 +196,18 @@ def build_optimizer(cfg, model):
 # ----------------------------------------------------------------------------- commands
 def cmd_train(args):
     from . import random
-    from .train import Trainer
+    from .train import CHECKPOINT, Trainer
+    if args.out is not None and os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise UsageError(f"--out: {args.out!r} is a file, not a run directory")
     if args.resume:
-        if not args.out:
-            raise UsageError("--resume needs --out RUN_DIR (the run to continue)")
-        cfg = _read_config(args.out)
-        cfg.update({k: getattr(args, k) for k in ('epochs', 'device') if getattr(args, k)})
+        cfg = _resume_settings(args)
     else:
         if not args.model:
             raise UsageError("train needs --model NAME (see `minidl summary --help`)")
         cfg = settings(args)
         cfg['out'] = cfg.get('out') or os.path.join(
             'runs', f"{cfg['model']}-{cfg['dataset']}-{datetime.datetime.now():%Y%m%d-%H%M%S}")
-        if os.path.exists(os.path.join(cfg['out'], 'checkpoint.npz')):
+        if os.path.exists(os.path.join(cfg['out'], CHECKPOINT)):
             raise UsageError(f"{cfg['out']} already holds a run: add --resume to continue it "
                              f"or choose another --out")
     _check_device(cfg['device'])
@@ -142,7 +215,11 @@ def cmd_train(args):
     train, test, train_loader, test_loader = build_data(cfg)
     model = build_model(cfg, len(train.classes), train.images.shape[1]).to(cfg['device'])
     opt, sched = build_optimizer(cfg, model)
-    os.makedirs(cfg['out'], exist_ok=True)
+    try:
+        os.makedirs(cfg['out'], exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"--out: cannot make the run directory {cfg['out']!r}: "
+                         f"{e.strerror}") from None
     _write_config(cfg)
     print(f"training {cfg['model']} on {cfg['dataset']} ({len(train)} train / {len(test)} "
           f"test images, {len(train.classes)} classes) on {cfg['device']} -> {cfg['out']}")
@@ -160,11 +237,11 @@ def cmd_train(args):
 
 
 def cmd_eval(args):
-    from . import load
-    state = load(args.checkpoint)
-    if not isinstance(state, dict) or state.get('format') != 'minidl-train':
-        raise UsageError(f"{args.checkpoint} is not a minidl training checkpoint")
-    cfg = {**state['config'], 'device': args.device or 'cpu'}
+    if os.path.isdir(args.checkpoint):
+        raise UsageError(f"--checkpoint: {args.checkpoint!r} is a directory; give a checkpoint "
+                         f"file such as {os.path.join(args.checkpoint, 'best.npz')}")
+    state, cfg = _load_run_checkpoint(args.checkpoint)
+    cfg['device'] = args.device or 'cpu'
     if args.data:
         cfg['data'] = args.data
     _check_device(cfg['device'])
@@ -179,6 +256,9 @@ def cmd_eval(args):
 def cmd_summary(args):
     import models
     from .nn import summary
+    for option, value in (('--batch', args.batch), ('--num-classes', args.num_classes)):
+        if value is not None and value < 1:
+            raise UsageError(f"{option} must be a positive integer, got {value}")
     try:
         model = models.build(args.model, num_classes=args.num_classes)
     except ValueError as e:
@@ -189,12 +269,11 @@ def cmd_summary(args):
 
 
 def cmd_plot(args):
-    from . import load
     path = os.path.join(args.run_dir, 'best.npz')
     if not os.path.exists(path):
         raise UsageError(f"{args.run_dir} has no best.npz: is it a minidl run directory?")
-    state = load(path)
-    cfg = {**state['config'], 'device': 'cpu'}
+    state, cfg = _load_run_checkpoint(path)
+    cfg['device'] = 'cpu'
     model, test, loader = _restore(cfg, state)
     _make_plots(args.run_dir, model, test, loader, state['history'], quiet=False)
     return 0
@@ -249,12 +328,61 @@ def _write_config(cfg):
     write_json(cfg, os.path.join(cfg['out'], 'config.json'))
 
 
+def _resume_settings(args):
+    """The settings of the run in --out, which continues there (wherever it was made)."""
+    from .train import CHECKPOINT
+    if not args.out:
+        raise UsageError("--resume needs --out RUN_DIR (the run to continue)")
+    others = sorted(k for k in _given(args) if k not in RESUME_OPTIONS)
+    if others:
+        raise UsageError(f"--resume continues a run with its own settings (config.json); only "
+                         f"--epochs, --device and --data may change, not "
+                         f"{', '.join('--' + k.replace('_', '-') for k in others)}")
+    cfg = _read_config(args.out)
+    if not os.path.exists(os.path.join(args.out, CHECKPOINT)):
+        raise UsageError(f"--resume: {os.path.join(args.out, CHECKPOINT)} not found: the run "
+                         f"never finished an epoch; start it again without --resume")
+    # The directory may have been copied or moved since config.json was written (and a
+    # relative 'out' was relative to another working directory): the run continues in
+    # --out, and only there.
+    cfg['out'] = args.out
+    cfg.setdefault('device', GENERIC['device'])
+    cfg.update({k: v for k, v in _given(args).items() if k in RESUME_OPTIONS})
+    check_settings(cfg)
+    return cfg
+
+
 def _read_config(run_dir):
+    """A run's config.json, checked; every problem is a UsageError naming the file."""
     path = os.path.join(run_dir, 'config.json')
     if not os.path.exists(path):
         raise UsageError(f"--resume: {path} not found; is {run_dir} a minidl run directory?")
-    with open(path) as f:
-        return json.load(f)
+    try:
+        with open(path, encoding='utf-8') as f:
+            cfg = json.load(f)
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError
+        raise UsageError(f"{path} is not valid JSON ({e}): a run's config.json was "
+                         f"written by `minidl train`") from None
+    if not isinstance(cfg, dict):
+        raise UsageError(f"{path} is not a JSON object of settings but a "
+                         f"{type(cfg).__name__}")
+    check_settings(cfg, path)
+    return cfg
+
+
+def _load_run_checkpoint(path):
+    """(state, settings) of a checkpoint written by `minidl train`, checked."""
+    from . import load
+    state = load(path)
+    if not isinstance(state, dict) or state.get('format') != 'minidl-train':
+        raise UsageError(f"{path} is not a minidl training checkpoint")
+    cfg = state.get('config')
+    if not isinstance(cfg, dict) or not cfg:
+        raise UsageError(f"{path} holds no run configuration (it was saved by a Trainer "
+                         f"without config=): eval and plot need a checkpoint written by "
+                         f"`minidl train`")
+    check_settings(cfg, path)
+    return state, dict(cfg)
 
 
 # ----------------------------------------------------------------------------- parser
@@ -265,15 +393,15 @@ def parser():
     t = sub.add_parser('train', help='train a model on CIFAR-10 or Fashion-MNIST')
     t.add_argument('--model', choices=models.names(), metavar='NAME',
                    help='one of: ' + ', '.join(models.names()))
-    t.add_argument('--dataset', choices=DATASETS, default='cifar10')
+    t.add_argument('--dataset', choices=DATASETS)
     t.add_argument('--classes', help='comma-separated CIFAR-10 class subset, e.g. airplane,ship')
     t.add_argument('--epochs', type=int)
     t.add_argument('--batch-size', type=int, dest='batch_size')
     t.add_argument('--lr', type=float)
-    t.add_argument('--optimizer', choices=('sgd', 'adam', 'adamw'))
+    t.add_argument('--optimizer', choices=OPTIMIZERS)
     t.add_argument('--momentum', type=float)
     t.add_argument('--weight-decay', type=float, dest='weight_decay')
-    t.add_argument('--schedule', choices=('cosine', 'step', 'plateau', 'none'))
+    t.add_argument('--schedule', choices=SCHEDULES)
     t.add_argument('--warmup', type=int, help='epochs of linear learning-rate warm-up')
     t.add_argument('--label-smoothing', type=float, dest='label_smoothing')
     t.add_argument('--width', type=float, help='channel multiplier (alexnet-cifar only)')
@@ -281,11 +409,12 @@ def parser():
                    help='no random crops and flips')
     t.add_argument('--lighting', action='store_true', default=None,
                    help="the AlexNet paper's PCA colour noise")
-    t.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
-    t.add_argument('--seed', type=int, default=0)
+    t.add_argument('--device', choices=('cpu', 'cuda'))
+    t.add_argument('--seed', type=int)
     t.add_argument('--data', help='data root (default: $MINIDL_DATA, then standard places)')
     t.add_argument('--out', help='run directory (default runs/MODEL-DATASET-TIME)')
-    t.add_argument('--resume', action='store_true', help='continue the run in --out')
+    t.add_argument('--resume', action='store_true',
+                   help='continue the run in --out, with its own settings')
     t.add_argument('--train-size', type=int, dest='train_size', help='use N training images')
     t.add_argument('--test-size', type=int, dest='test_size', help='use N test images')
     t.set_defaults(run=cmd_train)
@@ -310,12 +439,23 @@ def parser():
 
 
 def main(argv=None):
+    from .kernels import cpu
     from .train import TrainingDiverged
     args = parser().parse_args(argv)
     try:
-        return args.run(args)
+        cpu.get_num_threads()  # a bad MINIDL_NUM_THREADS: one line now, not in the first op
+        with warnings.catch_warnings():
+            # NumPy's "overflow encountered in matmul" and the like say less than the
+            # trainer's own check of every loss and of the weights (TrainingDiverged)
+            warnings.filterwarnings('ignore', FLOAT_WARNINGS, RuntimeWarning)
+            return args.run(args)
     # minidl raises ValueError for bad values (an unknown class, a corrupt data file or
     # checkpoint) and FileNotFoundError for missing files: for a user these are one line
     except (UsageError, ValueError, FileNotFoundError, TrainingDiverged) as e:
         print(f"minidl {args.command}: error: {e}", file=sys.stderr)
         return 2
+    # a failed read or write: a full disk (atomic_write names the file; the previous
+    # version of it is kept), no permission
+    except OSError as e:
+        print(f"minidl {args.command}: error: {e}", file=sys.stderr)
+        return 1

@@ -10,7 +10,10 @@ the history. Ctrl-C finishes the current step, saves a checkpoint *inside* the e
 (with the number of steps done) and returns; ``fit(resume=True)`` replays the data order
 of that epoch (it is a function of seed and epoch) and continues with the next step, so
 an interrupted CPU run ends with the same numbers as an uninterrupted one.
-A non-finite loss stops training before it can reach the weights (``TrainingDiverged``).
+A non-finite loss stops training before it can reach the weights (``TrainingDiverged``);
+so do weights or a test loss that an epoch's last step made NaN or infinite, before
+anything from that epoch is saved. ``fit`` first deletes the temporary files that a killed
+run left in ``out_dir`` (``minidl.files.remove_stale_temporaries``).
 """
 import contextlib
 import json
@@ -23,8 +26,8 @@ import time
 
 import numpy as np
 
-from . import random
-from .files import atomic_write
+from . import backend, random
+from .files import atomic_write, remove_stale_temporaries
 from .functional import softmax_cross_entropy
 from .serialization import load, save
 from .tensor import no_grad
@@ -33,7 +36,11 @@ CHECKPOINT, BEST, HISTORY = 'checkpoint.npz', 'best.npz', 'history.json'
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite."""
+    """The loss (or, after an update, a weight) became NaN or infinite."""
+
+
+NOTHING_SAVED = ("training stopped and nothing from it was saved (try a lower learning rate); "
+                 "the last good checkpoint is kept")
 
 
 def topk_correct(logits, labels, k):
@@ -103,6 +110,11 @@ class Trainer:
     # -- the loop
     def fit(self, resume=False):
         """Run the remaining epochs; returns the history (a list of per-epoch dicts)."""
+        if self.out_dir:
+            removed = remove_stale_temporaries(self.out_dir)
+            if removed:
+                self.log(f"deleted {len(removed)} temporary file(s) left by a killed run in "
+                         f"{self.out_dir}: {', '.join(removed)}")
         epoch, step, partial = self._resume() if resume else (0, 0, None)
         with self._sigint_requests_stop():
             while epoch < self.epochs:
@@ -171,11 +183,25 @@ class Trainer:
         return {'loss': loss / seen, 'acc': correct1 / seen, 'top5': correct5 / seen}
 
     # -- epoch bookkeeping
+    def _stop_if_weights_diverged(self, epoch, step):
+        """train_step checks each loss before its update, so the update of an epoch's last
+        step is checked here, before anything is evaluated or saved: one pass over the
+        parameters and buffers (running statistics) per epoch."""
+        for name, array in self.model.state_dict().items():
+            xp = backend.get_array_module(array)
+            if array.dtype.kind in 'fc' and not bool(xp.isfinite(array).all()):
+                raise TrainingDiverged(f"weights are not finite after epoch {epoch + 1}, "
+                                       f"step {step} ({name}): {NOTHING_SAVED}")
+
     def _end_epoch(self, epoch, train):
+        self._stop_if_weights_diverged(epoch, len(self.train_loader))
         record = {'epoch': epoch + 1, **train,
                   'lr': float(self.optimizer.param_groups[0]['lr'])}
         if self.val_loader is not None:
             val = self.evaluate(self.val_loader)
+            if not math.isfinite(val['loss']):
+                raise TrainingDiverged(f"test loss is {val['loss']} after epoch {epoch + 1}: "
+                                       f"{NOTHING_SAVED}")
             record.update(val_loss=val['loss'], val_acc=val['acc'], val_top5=val['top5'])
         self.history.append(record)
         if self.scheduler is not None:
@@ -207,6 +233,7 @@ class Trainer:
 
     def _interrupted(self, epoch, step, sums):
         if self.out_dir:
+            self._stop_if_weights_diverged(epoch, step)
             save(self._state(epoch, step, sums), os.path.join(self.out_dir, CHECKPOINT))
             self.log(f"interrupted: checkpoint saved at epoch {epoch + 1}, step {step} in "
                      f"{self.out_dir}; continue with --resume")

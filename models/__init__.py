@@ -1,4 +1,5 @@
 """The model zoo, built only from ``minidl.nn``: ``models.build(name)``, ``models.names()``."""
+import numbers
 from functools import partial
 
 from .alexnet import AlexNet, AlexNetCIFAR, AlexNetCIFAR2Class
@@ -37,8 +38,17 @@ def names():
 
 
 def build(name, num_classes=None, **kwargs):
-    """A new model by name, e.g. ``build('vgg16-bn-cifar', num_classes=10)``."""
+    """A new model by name, e.g. ``build('vgg16-bn-cifar', num_classes=10)``.
+
+    ``num_classes=None`` gives the model's own head (1000 for ImageNet models, 10 for the
+    CIFAR ones, 2 for alexnet-cifar-2class); anything else must be a positive int."""
     if name not in _REGISTRY:
         raise ValueError(f"unknown model {name!r}; known models: {', '.join(_REGISTRY)}")
     constructor, default_classes = _REGISTRY[name]
-    return constructor(num_classes=num_classes or default_classes, **kwargs)
+    if num_classes is None:
+        num_classes = default_classes
+    elif (isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral)
+          or num_classes < 1):
+        raise ValueError(f"models.build: num_classes must be a positive integer, "
+                         f"got {num_classes!r}")
+    return constructor(num_classes=int(num_classes), **kwargs)

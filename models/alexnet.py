@@ -18,6 +18,9 @@ so conv1 pads by 2, as torchvision does):
 LRN: size 5, alpha 1e-4, beta 0.75, k 2 (paper section 3.3). Parameters: 62,378,344
 (one GPU) and 60,965,224 (two-GPU split).
 """
+import math
+import numbers
+
 import minidl.nn as nn
 
 
@@ -79,6 +82,9 @@ class AlexNetCIFAR(nn.Module):
     def __init__(self, num_classes=10, lrn=True, dropout=0.5, width=1.0, in_channels=3,
                  init='he'):
         super().__init__()
+        if isinstance(width, bool) or not isinstance(width, numbers.Real) or \
+                not (math.isfinite(width) and width > 0):
+            raise ValueError(f"AlexNetCIFAR: width must be a positive number, got {width!r}")
         c1, c2, c3, c4, c5 = (max(8, int(c * width)) for c in (64, 192, 384, 256, 256))
         norm = (lambda: nn.LocalResponseNorm(5, 1e-4, 0.75, 2.0)) if lrn else nn.Identity
         self.features = nn.Sequential(

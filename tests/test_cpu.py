@@ -103,13 +103,35 @@ def test_num_threads_default_comes_from_the_environment():
     assert out.strip() == '3'
 
 
-@pytest.mark.parametrize('bad', ['0', 'two', '-1'])
-def test_a_bad_thread_count_in_the_environment_is_named(bad):
+@pytest.mark.parametrize('bad', ['0', 'two', '-1', ' '])
+def test_a_bad_thread_count_in_the_environment_is_a_value_error_on_first_use(bad):
+    """`import minidl` succeeds (so that the `minidl` command can print one line); the
+    first use of the thread count raises."""
+    code = """
+import minidl
+try:
+    minidl.get_num_threads()
+except ValueError as e:
+    print(e)
+"""
     env = dict(os.environ, MINIDL_NUM_THREADS=bad)
-    proc = subprocess.run([sys.executable, '-c', 'import minidl'], env=env,
-                          capture_output=True, text=True)
-    assert proc.returncode != 0
-    assert f"MINIDL_NUM_THREADS must be a positive integer, got '{bad}'" in proc.stderr
+    out = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip() == f"MINIDL_NUM_THREADS must be a positive integer, got {bad!r}"
+
+
+def test_a_bad_thread_count_in_the_environment_stops_the_first_parallel_op():
+    code = """
+import minidl
+try:
+    minidl.cpu.parallel_for(lambda a, b: None, 100, items=10 ** 6)
+except ValueError as e:
+    print(e)
+"""
+    env = dict(os.environ, MINIDL_NUM_THREADS='abc')
+    out = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True,
+                         text=True, check=True).stdout
+    assert "MINIDL_NUM_THREADS must be a positive integer, got 'abc'" in out
 
 
 @pytest.mark.skipif(not sys.platform.startswith('linux'), reason='glibc mallopt: Linux only')

@@ -33,6 +33,24 @@ def test_every_name_builds_and_unknown_names_list_the_known_ones():
         models.build('resnet')
 
 
+@pytest.mark.parametrize('bad', [0, -1, 2.5, True, '10'])
+def test_build_refuses_a_number_of_classes_that_is_not_a_positive_int(bad):
+    with pytest.raises(ValueError, match=r"models.build: num_classes must be a positive "
+                                         r"integer, got " + repr(bad).replace('.', r'\.')):
+        models.build('alexnet-cifar', num_classes=bad)
+
+
+def test_build_without_num_classes_gives_the_models_own_head():
+    assert models.build('alexnet-cifar-2class')(minidl.Tensor(
+        np.zeros((1, 3, 32, 32), np.float32))).shape == (1, 2)
+
+
+@pytest.mark.parametrize('bad', [0, -1, float('nan')])
+def test_alexnet_cifar_refuses_a_width_that_is_not_positive(bad):
+    with pytest.raises(ValueError, match=r"AlexNetCIFAR: width must be a positive number"):
+        models.build('alexnet-cifar', width=bad)
+
+
 def _output_shape(name, num_classes):
     model = models.build(name, num_classes=num_classes).eval()
     size = models.INPUT_SIZE[name]

@@ -128,6 +128,52 @@ def test_non_finite_loss_stops_with_epoch_and_step_and_keeps_the_checkpoint(tmp_
     assert all(np.isfinite(v).all() for v in state['model'].values())
 
 
+def test_weights_made_non_finite_by_an_epochs_last_step_are_never_saved(tmp_path):
+    saved = {}
+
+    class BlowUpAtTheEnd(Trainer):  # the last step of epoch 2 turns the weights into NaN
+        def train_step(self, x, y, epoch, step):
+            if (epoch, step) == (1, 0):
+                saved.update({n: (tmp_path / n).read_bytes() for n in os.listdir(tmp_path)})
+            self.optimizer.param_groups[0]['lr'] = float('inf') if (epoch, step) == (1, 5) \
+                else 0.05
+            return super().train_step(x, y, epoch, step)
+
+    trainer = make_trainer(tmp_path, cls=BlowUpAtTheEnd)
+    assert len(trainer.train_loader) == 6
+    with pytest.raises(TrainingDiverged, match=r"weights are not finite after epoch 2, step 6"
+                                               r".*nothing from it was saved"):
+        trainer.fit()
+    assert {n: (tmp_path / n).read_bytes() for n in os.listdir(tmp_path)} == saved
+    assert len(trainer.history) == 1
+
+
+def test_a_non_finite_test_loss_stops_the_run_before_saving(tmp_path):
+    class HugeSteps(Trainer):  # finite weights so large that the test loss overflows
+        def _end_epoch(self, epoch, train):
+            if epoch == 1:
+                for p in self.model.parameters():
+                    p.data *= 1e30
+            return super()._end_epoch(epoch, train)
+
+    trainer = make_trainer(tmp_path, cls=HugeSteps)
+    with pytest.raises(TrainingDiverged, match=r"test loss is (nan|inf) after epoch 2"), \
+            np.errstate(over='ignore', invalid='ignore'):
+        trainer.fit()
+    assert minidl.load(tmp_path / CHECKPOINT)['epoch'] == 1
+
+
+def test_fit_deletes_leftover_temporaries_of_atomic_write_and_nothing_else(tmp_path):
+    leftovers = ['.checkpoint.npz.0123456789ab.tmp', '.history.json.a1b2c3d4e5f6.tmp']
+    others = ['notes.txt', '.checkpoint.npz.tmp', '.x.0123456789ABC.tmp', 'a.0123456789ab.tmp']
+    for name in leftovers + others:
+        (tmp_path / name).write_text('left behind')
+    trainer = make_trainer(tmp_path, epochs=1)
+    trainer.fit()
+    names = set(os.listdir(tmp_path))
+    assert not names & set(leftovers) and set(others) <= names
+
+
 def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="resume: no checkpoint"):
         make_trainer(tmp_path).fit(resume=True)

@@ -19,7 +19,7 @@ Three facts about NumPy on a small machine shape this file (measured in docs/per
    imported before NumPy (``describe()`` says whether it was).
 
 The PyTorch-named knobs are ``minidl.set_num_threads(n)`` and ``minidl.get_num_threads()``
-(default: the cores this process may run on, or ``MINIDL_NUM_THREADS``).
+(default: the cores this process may run on, or ``MINIDL_NUM_THREADS``, read on first use).
 
 Only the kernels in this package call ``parallel_for``; the ops in ``minidl/functional``
 and the optimizers never see a thread.
@@ -39,6 +39,11 @@ MIN_PARALLEL_ITEMS = 1 << 15   # below this many array elements, threads cost mo
 
 
 def _default_threads():
+    """``MINIDL_NUM_THREADS``, else the cores this process may run on.
+
+    Read on first use, not at import: a bad value is then a ValueError where the thread
+    count is needed, and ``import minidl`` still works, so that the ``minidl`` command can
+    report it in one line instead of a traceback from inside the import."""
     env = os.environ.get('MINIDL_NUM_THREADS')
     if env:
         if not env.strip().isdigit() or int(env) < 1:
@@ -50,7 +55,7 @@ def _default_threads():
         return max(1, os.cpu_count() or 1)
 
 
-_num_threads = _default_threads()
+_num_threads = None  # set by set_num_threads, or from _default_threads() on first use
 _pool = None
 _pool_lock = threading.Lock()
 
@@ -69,6 +74,9 @@ def set_num_threads(n):
 
 def get_num_threads():
     """The number of threads minidl's own whole-array loops use."""
+    global _num_threads
+    if _num_threads is None:
+        _num_threads = _default_threads()
     return _num_threads
 
 
@@ -109,7 +117,7 @@ def parallel_for(fn, length, items=None, xp=np):
     as does all work on a GPU (``xp`` not NumPy), where one call does it all.
     The calling thread does the first part itself; an exception in any part is re-raised.
     """
-    parts = min(_num_threads, length)
+    parts = min(get_num_threads(), length)
     if parts <= 1 or xp is not np or getattr(_worker, 'busy', False) or \
             (items if items is not None else length) < MIN_PARALLEL_ITEMS:
         fn(0, length)  # (inside a part already: nested work runs inline, never waits)
@@ -135,7 +143,7 @@ def describe():
     """One line of the CPU settings that change minidl's speed (for benchmark headers)."""
     timeout = os.environ.get('OPENBLAS_THREAD_TIMEOUT') or 'default'
     early = 'before' if OPENBLAS_TIMEOUT_APPLIED else 'after'
-    return (f"{_num_threads} threads, malloc {'reuse' if MALLOC_TUNED else 'system'}, "
+    return (f"{get_num_threads()} threads, malloc {'reuse' if MALLOC_TUNED else 'system'}, "
             f"OpenBLAS thread timeout {timeout}, minidl imported {early} NumPy")
 
 
