@@ -5,6 +5,8 @@
     minidl eval --checkpoint runs/alexnet-cifar-cifar10/best.npz
     minidl summary --model vgg16
     minidl plot runs/alexnet-cifar-cifar10
+    minidl study relu-vs-tanh [--quick]       (minidl study --list)
+    minidl graph --model alexnet-cifar --out step.svg
 
 Bad input (unknown model, dataset or device, impossible settings, missing data, a corrupt
 run directory) is a one-line error and exit status 2, never a traceback; a failed read or
@@ -279,6 +281,56 @@ def cmd_plot(args):
     return 0
 
 
+def cmd_study(args):
+    from . import studies
+    if args.list or not args.name:
+        if not args.list:
+            raise UsageError("study needs a NAME or --list")
+        for name in studies.names():
+            s = studies.REGISTRY[name]
+            print(f"{name:20s} {s.claim} ({s.source})")
+        return 0
+    if args.name not in studies.names():
+        raise UsageError(f"unknown study {args.name!r}; known: {', '.join(studies.names())}")
+    if args.seeds is not None and args.seeds < 1:
+        raise UsageError(f"--seeds must be a positive integer, got {args.seeds}")
+    _check_device(args.device)
+    out = args.out or os.path.join('studies', args.name)
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise UsageError(f"--out: {out!r} is a file, not a directory")
+    print(f"study {args.name}{' (quick)' if args.quick else ''} -> {out}")
+    result = studies.run(args.name, quick=args.quick, seeds=args.seeds, device=args.device,
+                         out=out, data=args.data, log=print)
+    print(f"verdict: {result['verdict']}")
+    print(f"done in {result['seconds']:.0f} s: {os.path.join(out, 'result.json')} and "
+          f"{', '.join(sorted(f for f in os.listdir(out) if f.endswith('.png')))}")
+    return 0
+
+
+def cmd_graph(args):
+    import models
+    from . import graph
+    from .functional import softmax_cross_entropy
+    from .tensor import Tensor
+    if args.batch < 1:
+        raise UsageError(f"--batch must be a positive integer, got {args.batch}")
+    folder = os.path.dirname(os.path.abspath(args.out))
+    if not os.path.isdir(folder):
+        raise UsageError(f"--out: directory {folder!r} does not exist")
+    model = models.build(args.model)
+    size = models.INPUT_SIZE.get(args.model, 32)
+    x = Tensor(np.random.default_rng(0).standard_normal(
+        (args.batch, 3, size, size)).astype(np.float32))
+    loss = softmax_cross_entropy(model(x), np.arange(args.batch) % 2)
+    dot = graph.to_dot(loss, dict(model.named_parameters()),
+                       f"{args.model}: one training step (batch {args.batch})")
+    written, hint = graph.write(dot, args.out)
+    print(f"{len(graph.functions(loss))} functions -> {written}")
+    if hint:
+        print(hint)
+    return 0
+
+
 def cmd_demo(args):
     from .demo import main
     main(args.rest)
@@ -432,6 +484,23 @@ def parser():
     g = sub.add_parser('plot', help='draw the pictures of a run directory')
     g.add_argument('run_dir')
     g.set_defaults(run=cmd_plot)
+    st = sub.add_parser('study', help="re-run a claim of the AlexNet/VGG papers or the blog")
+    st.add_argument('name', nargs='?', help='the study (see --list)')
+    st.add_argument('--list', action='store_true', help='list the studies and their claims')
+    st.add_argument('--quick', action='store_true', help='small subsets: under 2 minutes')
+    st.add_argument('--seeds', type=int, help='repetitions with other seeds (default 3; '
+                    'quick: 1)')
+    st.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
+    st.add_argument('--data', help='data root (default: $MINIDL_DATA, then standard places)')
+    st.add_argument('--out', help='result directory (default studies/NAME)')
+    st.set_defaults(run=cmd_study)
+    gr = sub.add_parser('graph', help="draw one training step's computational graph")
+    gr.add_argument('--model', required=True, choices=models.names(), metavar='NAME',
+                    help='one of: ' + ', '.join(models.names()))
+    gr.add_argument('--out', required=True, help='FILE.svg, .png, .pdf (needs Graphviz) '
+                    'or .dot')
+    gr.add_argument('--batch', type=int, default=2)
+    gr.set_defaults(run=cmd_graph)
     d = sub.add_parser('demo', help='a one-minute demonstration on synthetic stripes')
     d.add_argument('rest', nargs=argparse.REMAINDER)
     d.set_defaults(run=cmd_demo)

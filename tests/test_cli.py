@@ -341,3 +341,46 @@ def test_a_full_disk_is_one_line_naming_the_file_and_keeps_the_last_checkpoint(
     assert (out / 'checkpoint.npz').read_bytes() == before
     assert minidl.load(out / 'checkpoint.npz')['epoch'] == 1
     assert not [n for n in os.listdir(out) if n.endswith('.tmp')]
+
+
+# ----------------------------------------------------------------------------- study, graph
+def test_study_list_names_every_study_with_its_claim(capsys):
+    from minidl import studies
+    assert run('study', '--list') == 0
+    out = capsys.readouterr().out
+    for name in studies.names():
+        assert name in out
+    assert 'six times faster' in out
+
+
+def test_a_quick_study_writes_its_result_and_prints_a_verdict(data, tmp_path):
+    out = tmp_path / 'lrn'
+    result = minidl_command('study', 'lrn', '--quick', '--out', out)
+    assert result.returncode == 0, result.stderr
+    assert 'verdict: Test error' in result.stdout
+    assert json.loads((out / 'result.json').read_text())['study'] == 'lrn'
+    assert (out / 'errors.png').exists()
+
+
+@pytest.mark.parametrize('argv, phrase', [
+    (('study',), 'needs a NAME or --list'),
+    (('study', 'nope'), "unknown study 'nope'; known: dropout"),
+    (('study', 'lrn', '--seeds', '0'), '--seeds must be a positive integer, got 0'),
+    (('graph', '--model', 'alexnet-cifar', '--out', '/no/such/dir/g.svg'),
+     "directory '/no/such/dir' does not exist"),
+    (('graph', '--model', 'alexnet-cifar', '--out', 'g.dot', '--batch', '0'),
+     '--batch must be a positive integer, got 0'),
+])
+def test_bad_study_and_graph_requests_are_one_line_errors(argv, phrase, tmp_path):
+    assert_one_line_error(minidl_command(*argv, cwd=tmp_path), phrase)
+
+
+def test_graph_writes_the_dot_text_and_a_hint_without_graphviz(tmp_path):
+    bin_dir = os.path.dirname(sys.executable)  # python, but no Graphviz, on the PATH
+    result = minidl_command('graph', '--model', 'alexnet-cifar-2class', '--out',
+                            tmp_path / 'step.svg', PATH=bin_dir)
+    assert result.returncode == 0, result.stderr
+    assert 'functions ->' in result.stdout and 'apt-get install graphviz' in result.stdout
+    dot = (tmp_path / 'step.dot').read_text()
+    assert dot.startswith('digraph minidl {') and 'Conv2d' in dot and 'features.0.weight' in dot
+    assert not (tmp_path / 'step.svg').exists()
