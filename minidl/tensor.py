@@ -15,6 +15,7 @@ Because backward works on Tensors, running it with grad mode on (``create_graph=
 records a graph of the gradient computation itself, which can be differentiated again.
 """
 import contextlib
+import numbers
 import weakref
 
 import numpy as np
@@ -52,15 +53,50 @@ def enable_grad():
 
 
 # ----------------------------------------------------------------------------- arrays
-def _as_array(data, dtype=None):
-    """An array for ``data``: arrays keep their dtype; Python numbers and lists become float32."""
+NUMBER_KINDS = 'biufc'  # bool, unsigned and signed integers, floats, complex: what a Tensor holds
+
+
+def _as_array(data, dtype=None, op='tensor'):
+    """An array for ``data``: arrays keep their dtype; Python numbers and lists become float32
+    (complex64 if they hold complex numbers).
+
+    Anything that is not numbers (None, a string, a ragged or mixed list, an array of
+    strings or objects) is a TypeError naming ``op``: NumPy would turn None into NaN and
+    '1.5' into 1.5.
+    """
     if isinstance(data, Tensor):
         data = data.data
     if backend.is_array(data):
-        return data if dtype is None else data.astype(dtype, copy=False)
-    if isinstance(data, np.generic):
-        return np.asarray(data, dtype=dtype)
-    return np.asarray(data, dtype=np.float32 if dtype is None else dtype)
+        array = data if dtype is None else data.astype(dtype, copy=False)
+    elif isinstance(data, np.generic):
+        array = np.asarray(data, dtype=dtype)
+    elif isinstance(data, numbers.Number):
+        default = np.complex64 if isinstance(data, complex) else np.float32
+        array = np.asarray(data, dtype=default if dtype is None else dtype)
+    elif data is None or isinstance(data, (str, bytes, dict, set)):
+        raise TypeError(f"{op}: expected a Tensor, an array or a number, got "
+                        f"{type(data).__name__} {data!r:.60}")
+    else:  # a (nested) list or tuple: first as NumPy reads it, to see what it holds
+        try:
+            array = np.asarray(data)
+        except ValueError as e:
+            raise TypeError(f"{op}: cannot make a tensor from {type(data).__name__} "
+                            f"{data!r:.60}: {e}") from None
+        if array.dtype.kind in NUMBER_KINDS:
+            default = np.complex64 if array.dtype.kind == 'c' else np.float32
+            array = array.astype(default if dtype is None else dtype, copy=False)
+    if array.dtype.kind not in NUMBER_KINDS:
+        raise TypeError(f"{op}: a tensor holds numbers (bool, int, float or complex), got "
+                        f"dtype {array.dtype} from {type(data).__name__}")
+    return array
+
+
+def _check_dtype(op, dtype):
+    """``dtype`` as a NumPy dtype, or a TypeError naming ``op``."""
+    try:
+        return np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{op}: {dtype!r} is not a dtype (try numpy.float32)") from None
 
 
 def _is_float(dtype):
@@ -227,7 +263,7 @@ class _HookHandle:
 
 def tensor(data, requires_grad=False, dtype=None, device=None):
     """Make a leaf Tensor (a copy of ``data``), optionally cast and moved to ``device``."""
-    array = _as_array(data, dtype)
+    array = _as_array(data, None if dtype is None else _check_dtype('tensor', dtype))
     array = array.copy() if array is data or (
         isinstance(data, Tensor) and array is data.data) else array
     if device is not None:
@@ -235,15 +271,70 @@ def tensor(data, requires_grad=False, dtype=None, device=None):
     return Tensor(array, requires_grad=requires_grad)
 
 
-def as_tensor(obj, like=None):
-    """``obj`` as a Tensor; a Python number takes the dtype and device of ``like``."""
+def as_tensor(obj, like=None, op='tensor'):
+    """``obj`` as a Tensor. A Python number (or NumPy scalar) beside a tensor ``like`` is
+    put on its device, in a dtype chosen as PyTorch does (docs/dtypes.md):
+
+    * ``like``'s dtype when the number is of the same kind or a lower one (bool < integer
+      < float < complex): ``2.0 * x`` stays float16 for a float16 x, ``x + 1`` stays
+      int32 for an int32 x;
+    * else the default dtype of the number's kind: float32 for a float beside an integer
+      tensor (``x / 2.0``), int64 for an int beside a bool tensor, complex64 (complex128
+      beside float64) for a complex number.
+
+    A list beside ``like`` takes like's dtype if that is floating-point, else float32.
+    What cannot be a tensor (None, a string) is a TypeError naming ``op``.
+    """
     if isinstance(obj, Tensor):
         return obj
     if like is not None and not backend.is_array(obj):
         xp = backend.get_array_module(like.data)
-        dtype = like.dtype if _is_float(like.dtype) else None
-        return Tensor(xp.asarray(_as_array(obj, dtype)))
-    return Tensor(obj)
+        return Tensor(xp.asarray(_as_array(obj, _dtype_beside(obj, like.dtype), op)))
+    return Tensor(obj if backend.is_array(obj) else _as_array(obj, op=op))
+
+
+_KIND_RANK = {'b': 0, 'u': 1, 'i': 1, 'f': 2, 'c': 3}  # bool < integer < float < complex
+
+
+def _number_rank(obj):
+    """The kind of a Python or NumPy number as a _KIND_RANK, None for anything else."""
+    if type(obj) is float:  # the usual case (x * 0.5), without the slower ABC checks
+        return 2
+    if isinstance(obj, (bool, np.bool_)):
+        return 0
+    if isinstance(obj, numbers.Integral):
+        return 1
+    if isinstance(obj, numbers.Real):
+        return 2
+    return 3 if isinstance(obj, numbers.Complex) else None
+
+
+def result_type(*tensors):
+    """The dtype of an elementwise op on ``tensors``: PyTorch's promotion rule.
+
+    * the highest kind wins (bool < integer < float < complex): int64 + float32 is float32
+      (NumPy would say float64);
+    * within that kind, tensors with dimensions beat 0-d ones: float32 (3,) + float64 ()
+      is float32;
+    * of those, the smallest dtype that holds them all: float16 + float32 is float32.
+
+    Python numbers are made 0-d tensors first by ``as_tensor``, with the dtype its rule gives.
+    """
+    top = max(_KIND_RANK[t.dtype.kind] for t in tensors)
+    highest = [t for t in tensors if _KIND_RANK[t.dtype.kind] == top]
+    return np.result_type(*(t.dtype for t in ([t for t in highest if t.ndim] or highest)))
+
+
+def _dtype_beside(obj, dtype):
+    """The dtype a number ``obj`` takes beside a tensor of ``dtype`` (see ``as_tensor``)."""
+    rank = _number_rank(obj)
+    if rank is None:  # a list
+        return dtype if _is_float(dtype) else None
+    if rank <= _KIND_RANK[dtype.kind]:
+        return dtype
+    if rank == 3:
+        return np.result_type(dtype, np.complex64) if dtype.kind == 'f' else np.complex64
+    return (np.bool_, np.int64, np.float32)[rank]
 
 
 # ----------------------------------------------------------------------------- Function
@@ -306,7 +397,8 @@ class Cast(Function):
 
 
 def astype(x, dtype):
-    return x if x.dtype == np.dtype(dtype) else Cast(dtype)(x)
+    dtype = _check_dtype('astype', dtype)
+    return x if x.dtype == dtype else Cast(dtype)(x)
 
 
 class ToDevice(Function):
@@ -371,10 +463,14 @@ def _accumulate(grads, t, g):
 
 
 def _seed(root, g):
+    """dL/droot as given, checked, in root's dtype (as PyTorch casts it)."""
+    if not isinstance(g, (Tensor, numbers.Number, list, tuple)) and not backend.is_array(g):
+        raise TypeError(f"backward: grad must be a Tensor or an array of shape {root.shape}, "
+                        f"got {type(g).__name__}")
     g = as_tensor(g, like=root)
     if g.shape != root.shape:
         raise ValueError(f"backward: grad has shape {g.shape}, the output has shape {root.shape}")
-    return g
+    return g if g.dtype == root.dtype else astype(g, root.dtype)
 
 
 def _topological_order(roots):
@@ -538,5 +634,9 @@ def install_operators(F):
 def _comparison(op):
     def method(self, other):
         other = other.data if isinstance(other, Tensor) else other
-        return Tensor(getattr(self.data, op)(other))
+        try:
+            return Tensor(getattr(self.data, op)(other))
+        except TypeError as e:  # e.g. a tensor > a string
+            raise TypeError(f"{op.strip('_')}: cannot compare a {self.dtype} tensor with "
+                            f"{type(other).__name__} {other!r:.40}: {e}") from None
     return method

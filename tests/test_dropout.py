@@ -58,5 +58,5 @@ def test_gradcheck_and_gradgradcheck_with_a_fixed_mask(device):
 
 
 def test_p_out_of_range_is_an_error():
-    with pytest.raises(ValueError, match=r"dropout: p must be in \[0, 1\], got 1.5"):
+    with pytest.raises(ValueError, match=r"dropout: p must be a number in \[0, 1\], got 1.5"):
         F.dropout(rand(2), p=1.5)

@@ -128,6 +128,26 @@ def test_labels_become_int64():
     assert all(y.dtype == np.int64 for _, y in DataLoader(data, batch_size=4))
 
 
+@pytest.mark.parametrize('labels', [np.array([0.5, 1.7, 2.0, 3.0]), np.arange(4.0),
+                                    [0.5, 1.0, 2.0, 3.0], np.array([True, False] * 2)],
+                         ids=['fractional', 'whole floats', 'list of floats', 'bool'])
+def test_float_labels_are_refused_not_truncated(labels):
+    data = Tiny(4)
+    data.labels = labels
+    with pytest.raises(TypeError, match=r"DataLoader: the dataset's labels \(Tiny.labels\) must "
+                                        r"be integer class indices, got dtype (float64|bool)"):
+        DataLoader(data, batch_size=2)
+
+
+def test_labels_made_float_after_construction_are_refused_in_the_batch():
+    data = Tiny(4)
+    loader = DataLoader(data, batch_size=2)
+    data.labels = data.labels + 0.5
+    with pytest.raises(TypeError, match=r"DataLoader: labels must be integer class indices, got "
+                                        r"dtype float64"):
+        next(iter(loader))
+
+
 # ----------------------------------------------------------------------------- arguments
 @pytest.mark.parametrize("kwargs, error, pattern", [
     (dict(batch_size=0), ValueError, "DataLoader: batch_size must be an int >= 1, got 0"),

@@ -170,8 +170,9 @@ def test_schedulers_drive_any_optimizer_and_copy_get_last_lr():
 
 
 @pytest.mark.parametrize('make, error, match', [
-    (lambda opt: sched.StepLR(opt, 0), ValueError, r"step_size must be a positive integer"),
-    (lambda opt: sched.CosineAnnealingLR(opt, 0), ValueError, r"T_max must be a positive"),
+    (lambda opt: sched.StepLR(opt, 0), ValueError, r"StepLR: step_size must be an int >= 1, got 0"),
+    (lambda opt: sched.CosineAnnealingLR(opt, 0), ValueError,
+     r"CosineAnnealingLR: T_max must be an int >= 1, got 0"),
     (lambda opt: sched.LinearWarmup(opt, -1), ValueError, r"warmup_epochs"),
     (lambda opt: sched.LinearWarmup(opt, 5, start_factor=0), ValueError, r"start_factor"),
     (lambda opt: sched.LinearWarmup(opt, 5, after=sched.ReduceLROnPlateau(opt)), TypeError,

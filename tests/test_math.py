@@ -191,3 +191,171 @@ def test_float32_stays_float32_through_every_elementwise_op(device):
 def test_bad_input_names_the_op_and_shapes(call, pattern):
     with pytest.raises((ValueError, IndexError), match=pattern):
         call()
+
+
+# ----------------------------------------------------------------------------- dtypes
+def _torch_dtype_name(t):
+    return str(t.dtype).replace('torch.', '')
+
+
+def _pair(spec, device):
+    """A minidl operand and a torch one from (dtype, shape), or a Python number as it is."""
+    if not isinstance(spec, tuple):
+        return spec, spec
+    dtype, shape = spec
+    data = (np.arange(np.prod(shape, dtype=int)) % 3 + 1).reshape(shape).astype(dtype)
+    return minidl.tensor(data, device=device), torch.tensor(data)
+
+
+# (name, a, b, op): a and b are (dtype, shape) or Python numbers
+PROMOTIONS = [
+    ('int64 + float', (np.int64, (3,)), 2.5, 'add'),
+    ('int32 + int', (np.int32, (3,)), 2, 'add'),
+    ('uint8 * int', (np.uint8, (3,)), 3, 'mul'),
+    ('int64 / int', (np.int64, (3,)), 2, 'div'),
+    ('int / int tensors', (np.int64, (3,)), (np.int32, (3,)), 'div'),
+    ('bool + int', (np.bool_, (3,)), 2, 'add'),
+    ('bool * float', (np.bool_, (3,)), 2.5, 'mul'),
+    ('int64 + float32 tensors', (np.int64, (3,)), (np.float32, (3,)), 'add'),
+    ('float16 - int64 tensors', (np.float16, (3,)), (np.int64, (3,)), 'sub'),
+    ('float32 * 0-d float64', (np.float32, (3,)), (np.float64, ()), 'mul'),
+    ('0-d float64 + float32', (np.float64, ()), (np.float32, (3,)), 'add'),
+    ('int64 * 0-d float64', (np.int64, (3,)), (np.float64, ()), 'mul'),
+    ('int32 + 0-d int64', (np.int32, (3,)), (np.int64, ()), 'add'),
+    ('float16 + float32 tensors', (np.float16, (3,)), (np.float32, (3,)), 'add'),
+    ('float32 / float64 tensors', (np.float32, (3,)), (np.float64, (3,)), 'div'),
+    ('float16 * float', (np.float16, (3,)), 0.1, 'mul'),
+    ('int ** int', (np.int64, (3,)), 2, 'pow'),
+    ('int ** float', (np.int64, (3,)), 0.5, 'pow'),
+    ('int rpow', 2, (np.int64, (3,)), 'pow'),
+    ('float rdiv of int', 2.0, (np.int64, (3,)), 'div'),
+]
+OPERATORS = {'add': lambda a, b: a + b, 'sub': lambda a, b: a - b, 'mul': lambda a, b: a * b,
+             'div': lambda a, b: a / b, 'pow': lambda a, b: a ** b}
+
+
+@requires_torch
+@pytest.mark.parametrize('name, a, b, op', PROMOTIONS, ids=[p[0] for p in PROMOTIONS])
+def test_arithmetic_promotes_dtypes_as_torch_does(name, a, b, op, device):
+    (a, ta), (b, tb) = _pair(a, device), _pair(b, device)
+    ours, theirs = OPERATORS[op](a, b), OPERATORS[op](ta, tb)
+    assert str(ours.dtype) == _torch_dtype_name(theirs) and ours.device == device
+    np.testing.assert_allclose(ours.numpy().astype(np.float64),
+                               theirs.double().numpy(), rtol=1e-3)
+
+
+@requires_torch
+@pytest.mark.parametrize('fn', ['exp', 'log', 'sqrt', 'tanh', 'sigmoid'])
+@pytest.mark.parametrize('dtype', [np.int64, np.uint8, np.bool_])
+def test_float_functions_of_integers_compute_in_float32_as_torch(fn, dtype, device):
+    data = np.array([1, 2, 3]).astype(dtype)
+    ours = getattr(F, fn)(minidl.tensor(data, device=device))
+    theirs = getattr(torch, fn)(torch.tensor(data))
+    assert ours.dtype == np.float32 and _torch_dtype_name(theirs) == 'float32'
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6)
+
+
+def test_int_divided_by_float64_is_computed_in_float64(device):
+    big = minidl.tensor(np.array([2 ** 24 + 1], np.int32), device=device)  # not a float32
+    y = big / minidl.tensor(np.ones(1), dtype=np.float64, device=device)
+    assert y.dtype == np.float64 and y.item() == 2 ** 24 + 1
+
+
+def test_gradients_through_a_promoting_op_come_back_in_each_inputs_dtype(device):
+    a = minidl.tensor(np.ones(3, np.float32), requires_grad=True, device=device)
+    b = minidl.tensor(np.float64(2.0), dtype=np.float64, requires_grad=True, device=device)
+    y = a * b  # float32, as in PyTorch (a dimensioned tensor beats a 0-d one)
+    assert y.dtype == np.float32
+    y.sum().backward()
+    assert (a.grad.dtype, b.grad.dtype) == (np.float32, np.float64)
+    np.testing.assert_array_equal(b.grad.numpy(), 3.0)
+
+
+def test_a_gradient_seed_of_another_dtype_is_cast_to_the_outputs(device):
+    x = minidl.tensor(np.ones((2, 3), np.float32), requires_grad=True, device=device)
+    w = minidl.tensor(np.ones((4, 3), np.float32), requires_grad=True, device=device)
+    F.linear(x, w).backward(minidl.tensor(np.ones((2, 4)), device=device))  # float64 seed
+    assert x.grad.dtype == w.grad.dtype == np.float32
+    np.testing.assert_array_equal(x.grad.numpy(), 4.0)
+
+
+def test_concat_promotes_as_arithmetic_does(device):
+    a = minidl.tensor(np.ones(2, np.int64), device=device)
+    b = minidl.tensor(np.ones(2, np.float32), requires_grad=True, device=device)
+    y = F.concat([a, b])
+    assert y.dtype == np.float32  # NumPy would give float64
+    y.sum().backward()
+    assert b.grad.dtype == np.float32
+
+
+def test_float16_sum_and_mean_accumulate_in_float32(device):
+    x = minidl.tensor(np.full(1000, 300, np.float16), requires_grad=True, device=device)
+    assert x.mean().item() == 300.0  # a float16 running sum overflows at 65504
+    assert x.mean().dtype == np.float16
+    ones = np.ones(4097, np.float16)
+    assert minidl.tensor(ones, device=device).sum().item() == 4096  # 4097 rounds to 4096 once
+    x.mean().backward()
+    assert x.grad.dtype == np.float16 and np.allclose(x.grad.numpy(), 1e-3, rtol=1e-3)
+
+
+# ----------------------------------------------------------------------------- edge cases
+@requires_torch
+@pytest.mark.parametrize('shape, axis', [((3, 0), -1), ((0, 3), -1), ((0, 3), 0), ((2, 0, 3), 1)])
+@pytest.mark.parametrize('fn', ['softmax', 'log_softmax'])
+def test_softmax_family_over_empty_tensors_matches_torch(fn, shape, axis, device):
+    x = minidl.tensor(np.zeros(shape), dtype=np.float64, requires_grad=True, device=device)
+    tx = torch.zeros(shape, dtype=torch.float64, requires_grad=True)
+    y, ty = getattr(F, fn)(x, axis=axis), getattr(torch, fn)(tx, axis)
+    assert y.shape == tuple(ty.shape) and y.dtype == np.float64
+    y.backward(minidl.tensor(np.zeros(shape), device=device))
+    ty.backward(torch.zeros(shape, dtype=torch.float64))
+    assert x.grad.shape == tuple(tx.grad.shape) == shape
+
+
+@requires_torch
+@pytest.mark.parametrize('fn', ['softmax', 'log_softmax'])
+@pytest.mark.parametrize('axis', [0, -1])
+def test_softmax_family_of_a_0d_tensor_matches_torch(fn, axis, device):
+    check_torch_parity(lambda t: getattr(F, fn)(t, axis=axis),
+                       lambda t: getattr(torch, fn)(t, axis), [rand(device=device)])
+
+
+ZERO_D_REDUCTIONS = {
+    'sum_axis0': (lambda t: t.sum(axis=0), lambda t: t.sum(0)),
+    'sum_axis-1_keepdims': (lambda t: t.sum(axis=-1, keepdims=True),
+                            lambda t: t.sum(-1, keepdim=True)),
+    'sum_axes_tuple': (lambda t: t.sum(axis=(0,)), lambda t: t.sum((0,))),
+    'mean_axis0': (lambda t: t.mean(axis=0), lambda t: t.mean(0)),
+    'mean_axis-1': (lambda t: t.mean(axis=-1), lambda t: t.mean(-1)),
+    'max_axis0': (lambda t: t.max(axis=0), lambda t: t.amax(0)),
+    'max_axis-1_keepdims': (lambda t: t.max(axis=-1, keepdims=True),
+                            lambda t: t.amax(-1, keepdim=True)),
+    'flatten': (F.flatten, torch.flatten if torch else None),
+    'flatten_0_-1': (lambda t: F.flatten(t, 0, -1), lambda t: torch.flatten(t, 0, -1)),
+}
+
+
+@requires_torch
+@pytest.mark.parametrize('name', sorted(ZERO_D_REDUCTIONS))
+def test_reductions_and_flatten_of_a_0d_tensor_match_torch(name, device):
+    ours, theirs = ZERO_D_REDUCTIONS[name]
+    check_torch_parity(ours, theirs, [rand(device=device)])
+
+
+@requires_torch
+@pytest.mark.parametrize('shape, axis', [((0,), None), ((0, 3), 0), ((2, 0), 1), ((2, 0), 0)])
+def test_mean_over_no_elements_is_nan_like_torch(shape, axis, device):
+    x = minidl.tensor(np.zeros(shape), dtype=np.float64, requires_grad=True, device=device)
+    tx = torch.zeros(shape, dtype=torch.float64, requires_grad=True)
+    y, ty = x.mean(axis=axis), (tx.mean() if axis is None else tx.mean(axis))
+    assert y.shape == tuple(ty.shape)
+    np.testing.assert_array_equal(y.numpy(), ty.detach().numpy())  # NaN where torch has NaN
+    y.sum().backward()
+    assert x.grad.shape == shape
+
+
+@requires_torch
+def test_max_and_flatten_of_empty_tensors_keep_the_other_axes(device):
+    x = minidl.tensor(np.zeros((0, 3, 4)), dtype=np.float64, device=device)
+    assert x.max(axis=1).shape == tuple(torch.zeros(0, 3, 4).amax(1).shape) == (0, 4)
+    assert F.flatten(x).shape == tuple(torch.flatten(torch.zeros(0, 3, 4), 1).shape) == (0, 12)

@@ -73,7 +73,7 @@ def test_dropout_layer_is_identity_in_eval_mode():
 
 def test_zero_grad_and_backward_through_a_module():
     m = TwoLayer()
-    m(minidl.tensor(np.ones((5, 4)))).sum().backward()
+    m(minidl.tensor(np.ones((5, 4), np.float32))).sum().backward()
     assert all(p.grad is not None for p in m.parameters())
     m.zero_grad()
     assert all(p.grad is None for p in m.parameters())
@@ -93,7 +93,7 @@ def test_state_dict_names_and_round_trip():
     sd = a.state_dict()
     assert list(sd) == ['scale', 'fc1.weight', 'fc1.bias', 'fc2.weight']
     b.load_state_dict(sd)
-    x = minidl.tensor(np.random.default_rng(0).standard_normal((3, 4)))
+    x = minidl.tensor(np.random.default_rng(0).standard_normal((3, 4), np.float32))
     assert np.array_equal(a(x).numpy(), b(x).numpy())
     b.fc1.weight.data[0, 0] = 123.0  # loading copied, did not alias
     assert a.fc1.weight.data[0, 0] != 123.0
@@ -133,9 +133,9 @@ def test_forward_hook_sees_output_and_can_be_removed():
     m = nn.Sequential(nn.Linear(2, 3), nn.ReLU())
     shapes = []
     handle = m[0].register_forward_hook(lambda mod, inp, out: shapes.append(out.shape))
-    m(minidl.tensor(np.ones((4, 2))))
+    m(minidl.tensor(np.ones((4, 2), np.float32)))
     handle.remove()
-    m(minidl.tensor(np.ones((4, 2))))
+    m(minidl.tensor(np.ones((4, 2), np.float32)))
     assert shapes == [(4, 3)]
 
 

@@ -304,3 +304,55 @@ def test_batch_norm_single_sample_is_fine_in_eval_mode(device):
 
 
 assert PARITY_RTOL == 1e-9  # the parity tests above hold ours and PyTorch's to this
+
+
+# ----------------------------------------------------------------------------- float16
+def float16_and_float64(values, device, requires_grad=True):
+    """The same numbers (representable in float16) as a float16 and a float64 leaf."""
+    values = np.asarray(values, np.float16)
+    return (minidl.tensor(values, requires_grad=requires_grad, device=device),
+            minidl.tensor(values.astype(np.float64), requires_grad=requires_grad, device=device))
+
+
+def assert_float16_close(half, double, rtol=2e-3):
+    """A float16 result equals the float64 one up to float16's rounding (relative to the
+    largest magnitude, so that values near 0 are judged on the scale of the result)."""
+    assert half.dtype == np.float16 and half.device == double.device
+    ours, exact = half.numpy().astype(np.float64), double.numpy()
+    assert np.isfinite(ours).all() and np.abs(ours - exact).max() <= rtol * np.abs(exact).max()
+
+
+def test_batch_norm_float16_with_std_300_matches_float64_in_training(device):
+    rng = np.random.default_rng(16)
+    x16, x64 = float16_and_float64(rng.standard_normal((8, 3, 4, 4)) * 300 + 50, device)
+    w16, w64 = float16_and_float64([1.0, 2.0, 0.5], device)
+    stats16 = [on(device, np.zeros(3, np.float16)), on(device, np.ones(3, np.float16))]
+    stats64 = [on(device, np.zeros(3)), on(device, np.ones(3))]
+    y16 = batch_norm(x16, *stats16, w16, training=True)
+    y64 = batch_norm(x64, *stats64, w64, training=True)
+    assert_float16_close(y16, y64)  # was all zeros: the squares overflowed float16
+    for s16, s64 in zip(stats16, stats64):
+        np.testing.assert_allclose(as_numpy(s16), as_numpy(s64), rtol=1e-3)
+    g = rng.standard_normal(y64.shape)
+    y16.backward(minidl.tensor(g.astype(np.float16), device=device))
+    y64.backward(minidl.tensor(g, device=device))
+    assert_float16_close(x16.grad, x64.grad, rtol=1e-2)
+    assert_float16_close(w16.grad, w64.grad, rtol=1e-2)
+
+
+def test_batch_norm_float16_eval_with_running_var_above_65504_matches_float64(device):
+    x16, x64 = float16_and_float64(np.linspace(-900, 900, 24).reshape(4, 3, 2), device)
+    rm, rv = np.array([10.0, -20.0, 0.0]), np.array([90000.0, 250000.0, 4.0])
+    y16 = batch_norm(x16, on(device, rm.astype(np.float32)), on(device, rv.astype(np.float32)))
+    assert_float16_close(y16, batch_norm(x64, on(device, rm), on(device, rv)))
+
+
+def test_lrn_float16_of_large_inputs_matches_float64(device):
+    values = np.random.default_rng(17).uniform(200, 1000, (2, 5, 3, 3)) * np.sign(
+        np.random.default_rng(18).standard_normal((2, 5, 3, 3)))
+    x16, x64 = float16_and_float64(values, device)
+    y16, y64 = local_response_norm(x16, 3, 1e-4), local_response_norm(x64, 3, 1e-4)
+    assert_float16_close(y16, y64)  # |x| >= 256 gave 0: x^2 overflowed float16
+    y16.sum().backward()
+    y64.sum().backward()
+    assert_float16_close(x16.grad, x64.grad, rtol=1e-2)

@@ -271,3 +271,22 @@ def test_pooling_rejects_bad_arguments(op, shape, kernel, stride, padding, messa
     fn = max_pool2d if op == 'max_pool2d' else avg_pool2d
     with pytest.raises(ValueError, match=f"{op}: .*{message}"):
         fn(minidl.Tensor(np.zeros(shape)), kernel, stride, padding)
+
+
+# ----------------------------------------------------------------------------- dtypes
+@requires_torch
+@pytest.mark.parametrize('dtype', [np.int64, np.int32, np.uint8])
+def test_max_pool2d_of_integers_matches_torch(dtype, device):
+    x = np.random.default_rng(19).integers(0, 200, (2, 3, 7, 7)).astype(dtype)
+    ours = max_pool2d(minidl.tensor(x, device=device), 3, 2, 1)
+    theirs = tF.max_pool2d(torch.tensor(x), 3, 2, 1)
+    assert ours.dtype == dtype
+    np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+
+
+def test_avg_pool2d_float16_sums_in_float32(device):
+    x = np.random.default_rng(20).uniform(8000, 30000, (1, 2, 6, 6)).astype(np.float16)
+    y16 = avg_pool2d(minidl.tensor(x, device=device), 3, 1, 1)
+    y64 = avg_pool2d(minidl.tensor(x.astype(np.float64), device=device), 3, 1, 1)
+    assert y16.dtype == np.float16 and np.isfinite(y16.numpy()).all()  # the sums pass 65504
+    np.testing.assert_allclose(y16.numpy(), y64.numpy(), rtol=1e-3)

@@ -104,7 +104,7 @@ def test_top_level_can_be_any_supported_value(tmp_path):
 def test_module_state_dict_round_trips_into_load_state_dict(tmp_path):
     nn = pytest.importorskip('minidl.nn')
     model = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2))
-    model(minidl.tensor(np.random.default_rng(1).standard_normal((4, 3))))  # running stats
+    model(minidl.tensor(np.random.default_rng(1).standard_normal((4, 3), np.float32)))  # stats
     save(model.state_dict(), tmp_path / 'c')
     other = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2))
     other.load_state_dict(load(tmp_path / 'c'))

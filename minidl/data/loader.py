@@ -26,6 +26,7 @@ import numpy as np
 
 from .. import backend
 from ..tensor import Tensor
+from ..utils import check_int
 from .transforms import ToFloat
 
 _POLL = 0.05  # seconds between checks of the stop event while blocked on the queue
@@ -34,8 +35,9 @@ _POLL = 0.05  # seconds between checks of the stop event while blocked on the qu
 class DataLoader:
     """Iterate a dataset in mini-batches ``(x, y)``.
 
-    ``dataset`` has ``.images`` (uint8 ``(N, C, H, W)``), ``.labels`` (``(N,)`` integers) and
-    ``len()``. ``transform(images, rng) -> float array`` runs on each batch (see
+    ``dataset`` has ``.images`` (uint8 ``(N, C, H, W)``), ``.labels`` (``(N,)`` integers:
+    float labels are refused, not truncated) and ``len()``.
+    ``transform(images, rng) -> float array`` runs on each batch (see
     ``minidl.data.transforms``); without one, ``ToFloat()`` (``x / 255``) is applied.
     ``len(loader)`` is the number of batches: ``ceil(N / batch_size)``, or
     ``floor(N / batch_size)`` with ``drop_last`` (the last, partial batch is dropped).
@@ -52,10 +54,16 @@ class DataLoader:
             raise ValueError(f"DataLoader: dataset of length {len(dataset)} has images of "
                              f"shape {np.shape(dataset.images)} and labels of shape "
                              f"{np.shape(dataset.labels)}")
-        if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
-            raise ValueError(f"DataLoader: batch_size must be an int >= 1, got {batch_size!r}")
-        if isinstance(prefetch, bool) or int(prefetch) != prefetch or prefetch < 1:
-            raise ValueError(f"DataLoader: prefetch must be an int >= 1, got {prefetch!r}")
+        labels = dataset.labels  # an array's dtype is read as it is (O(1)), a list converted
+        dtype = labels.dtype if hasattr(labels, 'dtype') else np.asarray(labels).dtype
+        if n_labels and dtype.kind not in 'iu':
+            raise TypeError(f"DataLoader: the dataset's labels ({type(dataset).__name__}"
+                            f".labels) must be integer class indices, got dtype {dtype} "
+                            f"(a float label would be truncated; convert with "
+                            f".astype(numpy.int64) if they are whole numbers)")
+        batch_size = check_int('DataLoader', 'batch_size', batch_size, 1)
+        prefetch = check_int('DataLoader', 'prefetch', prefetch, 1)
+        seed = check_int('DataLoader', 'seed', seed)
         if transform is not None and not callable(transform):
             raise TypeError(f"DataLoader: transform must be callable(x, rng), got {transform!r}")
         try:
@@ -63,12 +71,12 @@ class DataLoader:
         except (ValueError, RuntimeError) as e:
             raise type(e)(f"DataLoader: {e}") from None
         self.dataset = dataset
-        self.batch_size = int(batch_size)
+        self.batch_size = batch_size
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
         self.transform = transform if transform is not None else ToFloat()
-        self.seed = int(seed)
-        self.prefetch = int(prefetch)
+        self.seed = seed
+        self.prefetch = prefetch
         self.epoch = 0  # the epoch the next iter() uses
 
     def __len__(self):
@@ -77,9 +85,7 @@ class DataLoader:
 
     def set_epoch(self, epoch):
         """Make the next ``iter()`` run epoch ``epoch`` (later ones continue from it)."""
-        if int(epoch) != epoch or epoch < 0:
-            raise ValueError(f"DataLoader.set_epoch: epoch must be an int >= 0, got {epoch!r}")
-        self.epoch = int(epoch)
+        self.epoch = check_int('DataLoader.set_epoch', 'epoch', epoch, 0)
 
     def rng(self, epoch):
         """The generator of epoch ``epoch``: ``np.random.default_rng([seed, epoch])``."""
@@ -124,7 +130,11 @@ def _produce(images, labels, batches, transform, rng, out, stop, epoch):
             if stop.is_set():
                 return
             x = transform(images[index], rng)
-            y = np.asarray(labels[index]).astype(np.int64, copy=False)
+            y = np.asarray(labels[index])
+            if y.dtype.kind not in 'iu':  # (checked at construction; labels may be replaced)
+                raise TypeError(f"DataLoader: labels must be integer class indices, got "
+                                f"dtype {y.dtype}")
+            y = y.astype(np.int64, copy=False)
             if not put(('batch', x, y)):
                 return
         put(('done',))

@@ -6,8 +6,9 @@ differentiated again (its ``grad_fn`` is this very function).
 """
 from ..backend import get_array_module
 from ..kernels import elementwise as K
-from ..tensor import Function
-from .math import exp, sum
+from ..tensor import Function, as_tensor
+from ..utils import check_axis, check_float
+from .math import _floating, exp, sum
 
 
 class ReLU(Function):
@@ -60,15 +61,18 @@ class Sigmoid(Function):
 
 
 class Softmax(Function):
-    """y_i = e^{x_i} / sum_j e^{x_j} along ``axis``.
+    """y_i = e^{x_i} / sum_j e^{x_j} along ``axis`` (None for a 0-d x: y = 1).
 
     dL/dx = y * (gy - sum(gy * y, axis))   (the Jacobian diag(y) - y y^T applied to gy).
+    An empty x gives an empty y (there is no maximum to shift by).
     """
 
     def __init__(self, axis):
         self.axis = axis
 
     def forward(self, x):
+        if x.size == 0:
+            return x.copy()
         e = get_array_module(x).exp(x - x.max(axis=self.axis, keepdims=True))
         return e / e.sum(axis=self.axis, keepdims=True)
 
@@ -78,15 +82,19 @@ class Softmax(Function):
 
 
 class LogSoftmax(Function):
-    """y_i = x_i - log sum_j e^{x_j} along ``axis`` (shifted by max x for stability).
+    """y_i = x_i - log sum_j e^{x_j} along ``axis`` (shifted by max x for stability; None
+    for a 0-d x: y = 0).
 
     dL/dx = gy - softmax(x) * sum(gy, axis),   with softmax(x) = e^y.
+    An empty x gives an empty y.
     """
 
     def __init__(self, axis):
         self.axis = axis
 
     def forward(self, x):
+        if x.size == 0:
+            return x.copy()
         xp = get_array_module(x)
         shifted = x - x.max(axis=self.axis, keepdims=True)
         return shifted - xp.log(xp.exp(shifted).sum(axis=self.axis, keepdims=True))
@@ -97,27 +105,37 @@ class LogSoftmax(Function):
 
 
 def relu(x):
+    """max(x, 0), for floating-point and integer tensors (not bool, as in PyTorch)."""
+    x = as_tensor(x, op='relu')
+    check_float('relu', integers=True, input=x)
     return ReLU()(x)
 
 
 def tanh(x):
-    return Tanh()(x)
+    """tanh x; an integer or bool x is computed in float32, as PyTorch does."""
+    return Tanh()(_floating(x, 'tanh'))
 
 
 def sigmoid(x):
-    return Sigmoid()(x)
+    """1 / (1 + e^-x); an integer or bool x is computed in float32, as PyTorch does."""
+    return Sigmoid()(_floating(x, 'sigmoid'))
 
 
-def _check_axis(op, x, axis):
-    if not -x.ndim <= axis < x.ndim:
-        raise ValueError(f"{op}: axis {axis} is out of range for a tensor of shape {x.shape}")
+def _softmax_axis(op, x, axis):
+    """x checked (floating-point) and ``axis`` as the axis the Function reduces: an index
+    in [0, ndim), or None for a 0-d x (PyTorch takes axis 0 or -1 there)."""
+    check_float(op, input=x)
+    axis = check_axis(op, axis, x.shape)
+    return axis if x.ndim else None
 
 
 def softmax(x, axis=-1):
-    _check_axis('softmax', x, axis)
-    return Softmax(axis)(x)
+    """e^x / sum e^x along ``axis``, for a floating-point x (an empty x gives an empty y)."""
+    x = as_tensor(x, op='softmax')
+    return Softmax(_softmax_axis('softmax', x, axis))(x)
 
 
 def log_softmax(x, axis=-1):
-    _check_axis('log_softmax', x, axis)
-    return LogSoftmax(axis)(x)
+    """x - log sum e^x along ``axis``, for a floating-point x (an empty x gives an empty y)."""
+    x = as_tensor(x, op='log_softmax')
+    return LogSoftmax(_softmax_axis('log_softmax', x, axis))(x)

@@ -30,13 +30,12 @@ offset), from Tensor ops alone; this file trades that for one big GEMM. The copi
 the GEMM (im2col, col2im, the layout transposes) and the budget for keeping col are in
 ``minidl/kernels/im2col.py``.
 """
-import numbers
 from collections import namedtuple
 
 from ..kernels import im2col as K
 from ..kernels.elementwise import ascontiguousarray
 from ..tensor import Function, as_tensor, is_grad_enabled
-from ..utils import output_size, pair
+from ..utils import check_float, check_int, output_size, pair
 
 # stride, padding, dilation: (h, w) pairs of ints; groups: int
 Geometry = namedtuple('Geometry', 'stride padding dilation groups')
@@ -176,15 +175,16 @@ def _geometry(x, w, b, stride, padding, dilation, groups):
     if w.ndim != 4:
         raise ValueError(f"conv2d: weight must be 4-D (OC, C/groups, KH, KW), "
                          f"got shape {w.shape}")
+    if min(w.shape) < 1:
+        raise ValueError(f"conv2d: weight {w.shape} (OC, C/groups, KH, KW) must have at "
+                         f"least one output channel, input channel and kernel row and column")
     geo = Geometry(pair('conv2d', 'stride', stride), pair('conv2d', 'padding', padding),
                    pair('conv2d', 'dilation', dilation), groups)
     if min(geo.stride) < 1 or min(geo.dilation) < 1 or min(geo.padding) < 0:
         raise ValueError(f"conv2d: stride {geo.stride} and dilation {geo.dilation} must be "
                          f"positive and padding {geo.padding} non-negative (input {x.shape}, "
                          f"weight {w.shape})")
-    (c, oc), g = (x.shape[1], w.shape[0]), groups
-    if not isinstance(g, numbers.Integral) or isinstance(g, bool) or g < 1:
-        raise ValueError(f"conv2d: groups must be a positive int, got {groups!r}")
+    (c, oc), g = (x.shape[1], w.shape[0]), check_int('conv2d', 'groups', groups, 1)
     if c % g:
         raise ValueError(f"conv2d: input channels C={c} of input {x.shape} are not "
                          f"divisible by groups={g}")
@@ -204,17 +204,19 @@ def _geometry(x, w, b, stride, padding, dilation, groups):
         raise ValueError(f"conv2d: kernel {w.shape[2:]} of weight {w.shape} with dilation "
                          f"{geo.dilation} spans {span}, larger than the padded input {padded} "
                          f"(input {x.shape}, padding {geo.padding})")
-    return geo._replace(groups=int(g))
+    return geo._replace(groups=g)
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """2-D convolution of x (N, C, H, W) with weight (OC, C/groups, KH, KW) plus bias (OC,).
 
     Exactly ``torch.nn.functional.conv2d`` (a cross-correlation, zero padding); stride,
-    padding and dilation are an int or an (h, w) pair. Returns (N, OC, OH, OW), in x's dtype.
+    padding and dilation are an int or an (h, w) pair. x, weight and bias must have one
+    floating-point dtype (docs/dtypes.md); returns (N, OC, OH, OW), in that dtype.
     """
-    x, weight = as_tensor(x), as_tensor(weight)
-    bias = None if bias is None else as_tensor(bias)
+    x, weight = as_tensor(x, op='conv2d'), as_tensor(weight, op='conv2d')
+    bias = None if bias is None else as_tensor(bias, op='conv2d')
+    check_float('conv2d', input=x, weight=weight, bias=bias)
     geo = _geometry(x, weight, bias, stride, padding, dilation, groups)
     conv = Conv2d(geo, keep_col=weight.requires_grad and is_grad_enabled())
     return conv(x, weight) if bias is None else conv(x, weight, bias)

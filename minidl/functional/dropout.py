@@ -1,7 +1,8 @@
 """Inverted dropout."""
 from .. import random
 from ..backend import device_of
-from ..tensor import Function, Tensor
+from ..tensor import Function, Tensor, as_tensor
+from ..utils import check_float, check_number
 
 
 class Dropout(Function):
@@ -27,9 +28,11 @@ class Dropout(Function):
 
 def dropout(x, p=0.5, training=True):
     """Zero each element with probability ``p`` and scale the rest by 1/(1-p) when
-    ``training``; the identity otherwise. Reproducible under ``minidl.manual_seed``."""
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"dropout: p must be in [0, 1], got {p}")
+    ``training``; the identity otherwise. Reproducible under ``minidl.manual_seed``.
+    Floating-point x only (docs/dtypes.md), in training and in evaluation alike."""
+    x = as_tensor(x, op='dropout')
+    check_float('dropout', input=x)
+    p = check_number('dropout', 'p', p, 0, 1)
     if not training or p == 0.0:
         return x
     if p == 1.0:

@@ -2,7 +2,8 @@
 import numpy as np
 
 from .. import backend
-from ..tensor import Function, Tensor
+from ..tensor import Function, Tensor, as_tensor
+from ..utils import check_float, check_number
 from .activation import softmax
 
 REDUCTIONS = ('mean', 'sum', 'none')
@@ -55,14 +56,20 @@ def softmax_cross_entropy(logits, target, label_smoothing=0.0, reduction='mean')
 
     ``target`` is an integer array or integer Tensor with values in [0, C).
     ``reduction`` is 'mean' (over N), 'sum' or 'none' (a loss per sample), as in
-    ``torch.nn.functional.cross_entropy``.
+    ``torch.nn.functional.cross_entropy``. Floating-point logits only (docs/dtypes.md).
     """
+    logits = as_tensor(logits, op='softmax_cross_entropy')
+    check_float('softmax_cross_entropy', logits=logits)
     t = target.data if isinstance(target, Tensor) else target
     if logits.ndim != 2:
         raise ValueError(f"softmax_cross_entropy: logits must be (N, C), got shape {logits.shape}")
     n, c = logits.shape
     if not backend.is_array(t):
-        t = np.asarray(t)
+        try:
+            t = np.asarray(t)
+        except ValueError as e:
+            raise TypeError(f"softmax_cross_entropy: target must be an integer array, got "
+                            f"{type(t).__name__}: {e}") from None
     if t.dtype.kind not in 'iu':
         raise TypeError(f"softmax_cross_entropy: target must hold integer class indices, got "
                         f"dtype {t.dtype}")
@@ -79,20 +86,23 @@ def softmax_cross_entropy(logits, target, label_smoothing=0.0, reduction='mean')
     if reduction not in REDUCTIONS:
         raise ValueError(f"softmax_cross_entropy: reduction must be one of {REDUCTIONS}, "
                          f"got {reduction!r}")
-    if not 0.0 <= label_smoothing <= 1.0:
-        raise ValueError(f"softmax_cross_entropy: label_smoothing must be in [0, 1], "
-                         f"got {label_smoothing}")
-    return SoftmaxCrossEntropy(t, float(label_smoothing), reduction)(logits)
+    label_smoothing = check_number('softmax_cross_entropy', 'label_smoothing',
+                                   label_smoothing, 0, 1)
+    return SoftmaxCrossEntropy(t, label_smoothing, reduction)(logits)
 
 
 cross_entropy = softmax_cross_entropy
 
 
 def mse_loss(input, target, reduction='mean'):
-    """Mean squared error: mean((input - target)^2) (or 'sum' / 'none')."""
-    if input.shape != tuple(getattr(target, 'shape', input.shape)):
+    """Mean squared error: mean((input - target)^2) (or 'sum' / 'none'). ``input`` must be
+    floating-point; ``target`` is promoted with it as in arithmetic (docs/dtypes.md)."""
+    input = as_tensor(input, op='mse_loss')
+    check_float('mse_loss', input=input)
+    target = as_tensor(target, like=input, op='mse_loss')
+    if input.shape != target.shape:
         raise ValueError(f"mse_loss: input shape {input.shape} != target shape {target.shape}")
-    sq = (input - target) ** 2
     if reduction not in REDUCTIONS:
         raise ValueError(f"mse_loss: reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    sq = (input - target) ** 2
     return sq.mean() if reduction == 'mean' else sq.sum() if reduction == 'sum' else sq

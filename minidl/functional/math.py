@@ -4,19 +4,44 @@ Each op is a ``Function`` with forward (on arrays) and backward (on Tensors) sid
 Broadcasting: an input broadcast in the forward receives ``sum_to(gradient, input.shape)``,
 the sum over the axes it was broadcast along (the adjoint of broadcasting).
 """
-import builtins
+import numpy as np
 
 from ..backend import get_array_module
-from ..tensor import Function, Tensor, as_tensor
+from ..tensor import Function, Tensor, as_tensor, astype, result_type
+from ..utils import check_axes, check_axis, check_float, compute_dtype
 from .shape import broadcast_shape, broadcast_to, sum_to
 
 
-def _operands(a, b):
-    """Both operands as Tensors; a Python number takes the dtype/device of the other."""
-    if isinstance(a, Tensor):
-        return a, as_tensor(b, like=a)
-    b = as_tensor(b)
-    return as_tensor(a, like=b), b
+def _tensors(op, a, b):
+    """Both operands as Tensors; a Python number takes a dtype beside the other operand by
+    ``as_tensor``'s rule, and the other's device."""
+    try:
+        if isinstance(a, Tensor):
+            return a, as_tensor(b, like=a, op=op)
+        b = as_tensor(b, op=op)
+        return as_tensor(a, like=b, op=op), b
+    except OverflowError as e:  # e.g. uint8 tensor + (-1)
+        raise ValueError(f"{op}: {e}") from None
+
+
+def _operands(op, a, b):
+    """Both operands as Tensors (``_tensors``), cast where NumPy would promote them
+    differently from ``result_type`` (PyTorch's rule): the casts are differentiable, and
+    two operands of one dtype (the usual case) are left alone."""
+    a, b = _tensors(op, a, b)
+    if a.dtype != b.dtype:
+        dtype = result_type(a, b)
+        if dtype != np.promote_types(a.dtype, b.dtype):
+            a, b = astype(a, dtype), astype(b, dtype)
+    return a, b
+
+
+def _floating(x, op):
+    """x as a floating-point Tensor: bool and integer tensors become float32, as PyTorch
+    computes exp, log, sqrt, tanh, sigmoid and true division of integers in its default
+    floating-point dtype. Floating-point (and complex) tensors are returned as they are."""
+    x = as_tensor(x, op=op)
+    return x if x.dtype.kind in 'fc' else astype(x, np.float32)
 
 
 # ----------------------------------------------------------------------------- arithmetic
@@ -87,7 +112,10 @@ class Pow(Function):
 
     def forward(self, a, b):
         broadcast_shape('pow', a.shape, b.shape)
-        return a ** b
+        try:
+            return a ** b
+        except ValueError as e:  # an integer to a negative integer power
+            raise ValueError(f"pow: {e} (got {a.dtype} ** {b.dtype})") from None
 
     def backward(self, gy):
         a, b = self.inputs
@@ -100,27 +128,39 @@ class Pow(Function):
 
 
 def add(a, b):
-    return Add()(*_operands(a, b))
+    return Add()(*_operands('add', a, b))
 
 
 def sub(a, b):
-    return Sub()(*_operands(a, b))
+    a, b = _operands('sub', a, b)
+    if a.dtype.kind == b.dtype.kind == 'b':
+        raise TypeError("sub: cannot subtract bool tensors (NumPy and PyTorch refuse it; "
+                        "use ^ for exclusive or)")
+    return Sub()(a, b)
 
 
 def mul(a, b):
-    return Mul()(*_operands(a, b))
+    return Mul()(*_operands('mul', a, b))
 
 
 def div(a, b):
-    return Div()(*_operands(a, b))
+    """True division a / b: integers and bools are divided in float32 (PyTorch's rule)."""
+    a, b = _operands('div', a, b)
+    if a.dtype.kind not in 'fc' and b.dtype.kind not in 'fc':
+        a, b = _floating(a, 'div'), _floating(b, 'div')
+    return Div()(a, b)
 
 
 def neg(x):
+    x = as_tensor(x, op='neg')
+    if x.dtype.kind == 'b':
+        raise TypeError("neg: cannot negate a bool tensor (NumPy and PyTorch refuse it; "
+                        "use ~ for not)")
     return Neg()(x)
 
 
 def pow(a, b):
-    return Pow()(*_operands(a, b))
+    return Pow()(*_operands('pow', a, b))
 
 
 # ----------------------------------------------------------------------------- elementwise
@@ -166,19 +206,19 @@ class Abs(Function):
 
 
 def exp(x):
-    return Exp()(x)
+    return Exp()(_floating(x, 'exp'))
 
 
 def log(x):
-    return Log()(x)
+    return Log()(_floating(x, 'log'))
 
 
 def sqrt(x):
-    return Sqrt()(x)
+    return Sqrt()(_floating(x, 'sqrt'))
 
 
 def absolute(x):
-    return Abs()(x)
+    return Abs()(as_tensor(x, op='abs'))
 
 
 # ----------------------------------------------------------------------------- matmul
@@ -210,8 +250,10 @@ def _swap_last(ndim):
 
 def matmul(a, b):
     """Matrix product with NumPy's rules: 1-D operands are promoted to a row (a) or a
-    column (b) and the added axis is removed from the result; batch axes broadcast."""
-    a, b = _operands(a, b)
+    column (b) and the added axis is removed from the result; batch axes broadcast.
+    Both operands must have one floating-point dtype (docs/dtypes.md)."""
+    a, b = _tensors('matmul', a, b)
+    check_float('matmul', input=a, other=b)
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul: operands must have at least 1 dimension, got shapes "
                          f"{a.shape} and {b.shape}")
@@ -255,95 +297,131 @@ class Linear(Function):
 
 
 def linear(x, weight, bias=None):
-    """y = x W^T + b, with W shaped (out_features, in_features) as in PyTorch."""
-    x, weight = as_tensor(x), as_tensor(weight)
+    """y = x W^T + b, with W shaped (out_features, in_features) as in PyTorch. x, W and b
+    must have one floating-point dtype (docs/dtypes.md)."""
+    x, weight = as_tensor(x, op='linear'), as_tensor(weight, op='linear')
+    bias = None if bias is None else as_tensor(bias, op='linear')
+    check_float('linear', input=x, weight=weight, bias=bias)
     if weight.ndim != 2 or x.ndim < 1 or x.shape[-1] != weight.shape[1]:
         raise ValueError(f"linear: input {x.shape} needs last dimension equal to "
                          f"weight.shape[1]; weight is {weight.shape} (out, in)")
     if bias is None:
         return Linear()(x, weight)
-    bias = as_tensor(bias)
     if bias.shape != (weight.shape[0],):
         raise ValueError(f"linear: bias shape {bias.shape} must be ({weight.shape[0]},)")
     return Linear()(x, weight, bias)
 
 
 # ----------------------------------------------------------------------------- reductions
-def _axes(axis, ndim):
-    if axis is None:
-        return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, int) else tuple(axis)
-    return tuple(sorted(a % ndim for a in axes))
-
-
 def _keepdims_shape(shape, axes):
     return tuple(1 if i in axes else n for i, n in enumerate(shape))
 
 
-class Sum(Function):
-    """y = sum of x over ``axis``.   dL/dx = gy broadcast back over the summed axes."""
+def _summed(x, axes, keepdims, scale=None):
+    """x summed over ``axes`` (times ``scale``). float16 is summed and scaled in float32
+    (``utils.compute_dtype``), then rounded once: a float16 running sum overflows above
+    65504 and loses precision long before the result does (PyTorch accumulates so too)."""
+    if x.dtype != np.float16:
+        y = x.sum(axis=axes, keepdims=keepdims)
+        return y if scale is None else y * scale
+    y = x.sum(axis=axes, keepdims=keepdims, dtype=compute_dtype(x.dtype))
+    return (y if scale is None else y * scale).astype(x.dtype)
 
-    def __init__(self, axis=None, keepdims=False):
-        self.axis, self.keepdims = axis, keepdims
+
+class Sum(Function):
+    """y = sum of x over ``axes``.   dL/dx = gy broadcast back over the summed axes.
+
+    ``axes`` is a sorted tuple of axes (``utils.check_axes``); float16 is summed in float32.
+    """
+
+    def __init__(self, axes, keepdims=False):
+        self.axes, self.keepdims = axes, keepdims
 
     def forward(self, x):
-        return x.sum(axis=self.axis, keepdims=self.keepdims)
+        return _summed(x, self.axes, self.keepdims)
 
     def backward(self, gy):
         x = self.inputs[0]
-        gy = gy.reshape(*_keepdims_shape(x.shape, _axes(self.axis, x.ndim)))
+        return broadcast_to(gy.reshape(*_keepdims_shape(x.shape, self.axes)), x.shape)
+
+
+class Mean(Function):
+    """y = (1/n) * sum of x over ``axes``, n = the number of elements summed.
+
+    dL/dx = gy / n broadcast back over the summed axes. An empty reduction (n = 0) gives
+    NaN, 0/0, as PyTorch's mean does; float16 is summed and divided in float32.
+    """
+
+    def __init__(self, axes, keepdims, n):
+        self.axes, self.keepdims = axes, keepdims
+        self.scale = 1.0 / n if n else float('nan')
+
+    def forward(self, x):
+        return _summed(x, self.axes, self.keepdims, self.scale)
+
+    def backward(self, gy):
+        x = self.inputs[0]
+        gy = gy.reshape(*_keepdims_shape(x.shape, self.axes)) * self.scale
         return broadcast_to(gy, x.shape)
 
 
 class Max(Function):
-    """y = max of x over ``axis``.
+    """y = max of x over ``axes``.
 
     dL/dx_i = gy * [x_i == y] / (number of maxima): ties share the gradient equally
     (as ``torch.amax``); a unique maximum takes all of it.
     """
 
-    def __init__(self, axis=None, keepdims=False):
-        self.axis, self.keepdims = axis, keepdims
+    def __init__(self, axes, keepdims=False):
+        self.axes, self.keepdims = axes, keepdims
 
     def forward(self, x):
-        if x.size == 0:
-            raise ValueError(f"max: cannot reduce an empty tensor of shape {x.shape}")
-        return x.max(axis=self.axis, keepdims=self.keepdims)
+        return x.max(axis=self.axes, keepdims=self.keepdims)
 
     def backward(self, gy):
         x = self.inputs[0]
-        shape = _keepdims_shape(x.shape, _axes(self.axis, x.ndim))
-        y = x.data.max(axis=self.axis, keepdims=True)
+        shape = _keepdims_shape(x.shape, self.axes)
+        y = x.data.max(axis=self.axes, keepdims=True)
         mask = (x.data == y).astype(x.dtype)
-        mask /= mask.sum(axis=self.axis, keepdims=True)
+        mask /= mask.sum(axis=self.axes, keepdims=True)
         return broadcast_to(gy.reshape(*shape), x.shape) * Tensor(mask)
 
 
-def _check_axes(op, x, axis):
-    for a in (() if axis is None else (axis,) if isinstance(axis, int) else axis):
-        if not -x.ndim <= a < builtins.max(x.ndim, 1):
-            raise ValueError(f"{op}: axis {a} is out of range for a tensor of shape {x.shape}")
-
-
 def sum(x, axis=None, keepdims=False):
-    _check_axes('sum', x, axis)
-    return Sum(axis, keepdims)(x)
+    """Sum over ``axis`` (None: all; an int or a tuple of ints; a 0-d tensor takes 0 or -1)."""
+    x = as_tensor(x, op='sum')
+    return Sum(check_axes('sum', axis, x.shape), keepdims)(x)
 
 
 def mean(x, axis=None, keepdims=False):
-    """Mean over ``axis``: sum / (number of elements summed)."""
-    _check_axes('mean', x, axis)
+    """Mean over ``axis``: sum / (number of elements summed); NaN over no elements, as in
+    PyTorch. Floating-point tensors only (PyTorch refuses integers too)."""
+    x = as_tensor(x, op='mean')
+    check_float('mean', input=x)
+    axes = check_axes('mean', axis, x.shape)
     n = 1
-    for a in _axes(axis, x.ndim):
+    for a in axes:
         n *= x.shape[a]
-    return Sum(axis, keepdims)(x) * (1.0 / n)
+    return Mean(axes, keepdims, n)(x)
 
 
 def max(x, axis=None, keepdims=False):
-    _check_axes('max', x, axis)
-    return Max(axis, keepdims)(x)
+    """Maximum over ``axis``; reducing an axis of length 0 is an error (there is no max)."""
+    x = as_tensor(x, op='max')
+    axes = check_axes('max', axis, x.shape)
+    empty = [a for a in axes if x.shape[a] == 0]
+    if empty:
+        raise ValueError(f"max: cannot reduce axis {empty[0]} of length 0 (tensor of shape "
+                         f"{x.shape}); there is no maximum of no elements")
+    return Max(axes, keepdims)(x)
 
 
 def argmax(x, axis=None):
-    """Indices of the maxima (not differentiable)."""
+    """Indices of the maxima (not differentiable): of the flattened tensor, or along ``axis``."""
+    x = as_tensor(x, op='argmax')
+    if axis is not None:
+        axis = check_axis('argmax', axis, x.shape) if x.ndim else None
+    if x.data.size == 0 or (axis is not None and x.shape[axis] == 0):
+        raise ValueError(f"argmax: there is no maximum of no elements (tensor of shape "
+                         f"{x.shape}, axis {axis})")
     return Tensor(x.data.argmax(axis=axis))

@@ -5,12 +5,13 @@ formulas and exactly what it keeps for backward. The readable versions, from Ten
 alone, are ``reference.local_response_norm`` and ``reference.batch_norm``; LRN's fused
 kernels are in ``minidl/kernels/lrn.py``.
 """
-import numpy as np
+import numbers
 
 from .. import backend
 from ..backend import get_array_module
 from ..kernels import lrn as K
 from ..tensor import Function, Tensor, as_tensor
+from ..utils import check_float, check_number, compute_dtype
 
 
 # ----------------------------------------------------------------------------- LRN
@@ -61,7 +62,8 @@ def local_response_norm(x, size=5, alpha=1e-4, beta=0.75, k=2.0):
 
         b_i = a_i / (k + alpha * sum_{j = i - size//2}^{i + (size-1)//2} a_j^2)^beta
 
-    with j clipped to [0, C) (channels beyond the edges count as zero).
+    with j clipped to [0, C) (channels beyond the edges count as zero). Floating-point x
+    only; for float16 the scale s is computed in float32 (docs/dtypes.md).
 
     Note: PyTorch's ``nn.LocalResponseNorm`` / ``F.local_response_norm`` divides alpha by
     ``size`` (it averages the squares instead of summing them), so
@@ -69,13 +71,16 @@ def local_response_norm(x, size=5, alpha=1e-4, beta=0.75, k=2.0):
     ``alpha * size``. The window is the same in both (size//2 channels before,
     (size-1)//2 after).
     """
-    x = as_tensor(x)
+    x = as_tensor(x, op='local_response_norm')
+    check_float('local_response_norm', input=x)
     if x.ndim != 4:
         raise ValueError(f"local_response_norm: expected a 4-D input (N, C, H, W), got shape "
                          f"{x.shape}")
-    if not isinstance(size, (int, np.integer)) or size < 1:
+    if not isinstance(size, numbers.Integral) or isinstance(size, bool) or size < 1:
         raise ValueError(f"local_response_norm: size must be a positive int, got {size!r} "
                          f"(input shape {x.shape})")
+    alpha, beta, k = (check_number('local_response_norm', name, value)
+                      for name, value in (('alpha', alpha), ('beta', beta), ('k', k)))
     return LocalResponseNorm(int(size), alpha, beta, k)(x)
 
 
@@ -112,6 +117,10 @@ class BatchNorm(Function):
     Stores for backward only the per-channel mu and inv_std (two length-C vectors); x is the
     input the engine already holds and xhat is recomputed from it. Also leaves the batch
     variance in ``self.var`` for the running-statistics update.
+
+    A float16 x is normalised in float32 (``utils.compute_dtype``: its squares overflow
+    float16 from |x - mu| = 256 on, which made inv_std 0), and y rounded to float16; mu,
+    inv_std and var stay float32. So is the backward.
     """
 
     def __init__(self, eps, has_weight, has_bias):
@@ -119,6 +128,8 @@ class BatchNorm(Function):
 
     def forward(self, x, *params):
         shape = _channel_shape(x.ndim, x.shape[1])
+        dtype = x.dtype
+        x = x.astype(compute_dtype(dtype), copy=False)  # float16: statistics in float32
         mean = _per_channel(x).mean(axis=(0, 2))
         centred = x - mean.reshape(shape)
         var = _channel_dot(centred, centred) / (x.size // x.shape[1])
@@ -129,7 +140,7 @@ class BatchNorm(Function):
         if self.has_bias:
             y += params[-1].reshape(shape)
         self.mean, self.inv_std, self.var = mean, inv_std, var
-        return y
+        return y.astype(dtype, copy=False)
 
     def backward(self, gy):
         x = self.inputs[0]
@@ -151,6 +162,8 @@ class BatchNormGrad(Function):
     def forward(self, x, gy, *weight):
         shape = _channel_shape(x.ndim, x.shape[1])
         n = x.size // x.shape[1]
+        dtype, acc = x.dtype, self.mean.dtype          # acc: float32 for a float16 x
+        x, gy = x.astype(acc, copy=False), gy.astype(acc, copy=False)
         centred = x - self.mean.reshape(shape)             # xhat = centred * inv_std
         gbias = _per_channel(gy).sum(axis=(0, 2))          # sum(gy)
         gweight = _channel_dot(gy, centred) * self.inv_std  # sum(gy xhat)
@@ -164,7 +177,8 @@ class BatchNormGrad(Function):
         gx *= (-f * self.inv_std * gweight).reshape(shape)
         gx += gy * (f * n).reshape(shape)
         gx -= (f * gbias).reshape(shape)
-        return gx, gweight, gbias
+        return (gx.astype(dtype, copy=False), gweight.astype(dtype, copy=False),
+                gbias.astype(dtype, copy=False))
 
     def backward(self, ggx, ggweight, ggbias):
         raise NotImplementedError("batch_norm: double backward in training mode is not "
@@ -180,6 +194,9 @@ def _stat(name, stat, c, x):
         shape = tuple(data.shape) if hasattr(data, 'shape') else type(data).__name__
         raise ValueError(f"batch_norm: {name} must have shape ({c},) for input shape "
                          f"{x.shape} with {c} channels, got {shape}")
+    if data.dtype.kind != 'f':
+        raise TypeError(f"batch_norm: {name} must be a floating-point array (it is updated "
+                        f"in place), got {data.dtype}")
     return data
 
 
@@ -205,12 +222,23 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
     differentiable ops ``x * scale + shift`` with per-channel scale = weight /
     sqrt(running_var + eps) and shift = bias - running_mean * scale, so it differentiates
     any number of times (w.r.t. x, weight and bias; running stats are constants).
+
+    x, weight and bias must have one floating-point dtype; the running statistics may be
+    any floating-point dtype. A float16 x is normalised with float32 statistics
+    (docs/dtypes.md).
     """
-    x = as_tensor(x)
+    x = as_tensor(x, op='batch_norm')
+    weight = None if weight is None else as_tensor(weight, op='batch_norm')
+    bias = None if bias is None else as_tensor(bias, op='batch_norm')
+    check_float('batch_norm', input=x, weight=weight, bias=bias)
     if x.ndim not in (2, 3, 4):
         raise ValueError(f"batch_norm: expected a 2-D (N, C), 3-D (N, C, L) or 4-D "
                          f"(N, C, H, W) input, got shape {x.shape}")
     c = x.shape[1]
+    if c == 0:
+        raise ValueError(f"batch_norm: the input has no channels (shape {x.shape})")
+    momentum = check_number('batch_norm', 'momentum', momentum, 0, 1)
+    eps = check_number('batch_norm', 'eps', eps, 0)
     rm = _stat('running_mean', running_mean, c, x)
     rv = _stat('running_var', running_var, c, x)
     for name, p in (('weight', weight), ('bias', bias)):
@@ -218,16 +246,18 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
             raise ValueError(f"batch_norm: {name} must have shape ({c},) for input shape "
                              f"{x.shape} with {c} channels, got {tuple(p.shape)}")
     shape = _channel_shape(x.ndim, c)
-    weight = None if weight is None else as_tensor(weight)
-    bias = None if bias is None else as_tensor(bias)
 
     if not training:
         if rm is None or rv is None:
             raise ValueError(f"batch_norm: running_mean and running_var are required when "
                              f"training=False (input shape {x.shape})")
-        inv_std = Tensor(1.0 / get_array_module(rv).sqrt(rv.astype(x.dtype) + eps))
+        acc = compute_dtype(x.dtype)  # float16: 1/sqrt(var) in float32 (var may be > 65504)
+        inv_std = 1.0 / get_array_module(rv).sqrt(rv.astype(acc) + eps)
+        shift = -rm.astype(acc) * inv_std
+        inv_std, shift = Tensor(inv_std.astype(x.dtype)), Tensor(shift.astype(x.dtype))
         scale = inv_std if weight is None else weight * inv_std
-        shift = -Tensor(rm.astype(x.dtype)) * scale
+        if weight is not None:
+            shift = shift * weight
         if bias is not None:
             shift = shift + bias
         return x * scale.reshape(*shape) + shift.reshape(*shape)

@@ -14,7 +14,7 @@ its share into the gradient, so a pixel read by several windows accumulates all 
 from ..kernels import pooling as K
 from ..kernels.im2col import pad2d
 from ..tensor import Function, as_tensor, is_grad_enabled
-from ..utils import output_size, pair
+from ..utils import check_float, output_size, pair
 
 
 def _geometry(op, x, kernel_size, stride, padding, ceil_mode):
@@ -138,9 +138,11 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False):
     the kernel. Output size per axis: floor((H + 2p - k) / s) + 1, or with ``ceil_mode``
     ceil(...) + 1 dropping a last window that would start beyond the input and the left
     padding (PyTorch's rule); ceil-mode windows that overhang the bottom/right are padded
-    with -inf too.
+    with -inf too. Floating-point or integer x (PyTorch's dtypes; integer padding is the
+    dtype's smallest value), not bool or complex.
     """
-    x = as_tensor(x)
+    x = as_tensor(x, op='max_pool2d')
+    check_float('max_pool2d', integers=True, input=x)
     kernel, stride, pads, padded, out = _geometry('max_pool2d', x, kernel_size, stride,
                                                   padding, ceil_mode)
     track = x.requires_grad and is_grad_enabled()
@@ -189,9 +191,11 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0):
     defaults (count_include_pad=True, ceil_mode=False): zero padding, divisor KH*KW.
 
     ``kernel_size``, ``stride`` (default: ``kernel_size``) and ``padding`` (at most half the
-    kernel) are ints or (height, width) pairs.
+    kernel) are ints or (height, width) pairs. Floating-point x only (docs/dtypes.md); a
+    float16 x is summed in float32.
     """
-    x = as_tensor(x)
+    x = as_tensor(x, op='avg_pool2d')
+    check_float('avg_pool2d', input=x)
     kernel, stride, pads, padded, out = _geometry('avg_pool2d', x, kernel_size, stride,
                                                   padding, False)
     return AvgPool2d(kernel, stride, pads, padded, out)(x)

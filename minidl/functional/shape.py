@@ -4,13 +4,14 @@ None of them computes anything: each moves (or repeats, or drops) elements, so e
 backward moves the gradient back. The adjoint pairs: broadcast_to / sum_to, reshape back,
 the inverse permutation, scatter-add / gather, slicing / padding.
 """
-import builtins
+import numbers
 
 import numpy as np
 
 from .. import backend
 from ..backend import get_array_module
-from ..tensor import Function, Tensor, as_tensor
+from ..tensor import Function, Tensor, as_tensor, astype, result_type
+from ..utils import ArgumentTypeError, check_axis
 
 
 def broadcast_shape(op, *shapes):
@@ -56,7 +57,8 @@ class SumTo(Function):
 
 
 def broadcast_to(x, shape):
-    x = as_tensor(x)
+    x = as_tensor(x, op='broadcast_to')
+    shape = _shape('broadcast_to', shape if isinstance(shape, (tuple, list)) else (shape,))
     return x if x.shape == tuple(shape) else BroadcastTo(shape)(x)
 
 
@@ -82,9 +84,19 @@ class Reshape(Function):
         return gy.reshape(*self.inputs[0].shape)
 
 
+def _shape(op, shape, what='a shape'):
+    """``shape`` (a tuple of ints) checked, or an error naming ``op`` and the shape."""
+    if all(type(n) is int for n in shape):  # the usual case, without the slower ABC check
+        return tuple(shape)
+    if not all(isinstance(n, numbers.Integral) and not isinstance(n, bool) for n in shape):
+        raise ArgumentTypeError(f"{op}: {what} is a sequence of ints, got {shape!r}")
+    return tuple(int(n) for n in shape)
+
+
 def reshape(x, *shape):
     """NumPy-style: ``x.reshape(2, -1)`` or ``x.reshape((2, -1))``."""
     shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+    shape = _shape('reshape', shape)
     return x if shape == x.shape else Reshape(shape)(x)
 
 
@@ -95,11 +107,6 @@ class Transpose(Function):
         self.axes = axes
 
     def forward(self, x):
-        axes = self.axes if self.axes is not None else tuple(range(x.ndim))[::-1]
-        if sorted(a % builtins.max(x.ndim, 1) for a in axes) != list(range(x.ndim)):
-            raise ValueError(f"transpose: axes {axes} are not a permutation of the "
-                             f"{x.ndim} axes of a tensor of shape {x.shape}")
-        self.axes = tuple(a % x.ndim for a in axes)
         return x.transpose(self.axes)
 
     def backward(self, gy):
@@ -110,17 +117,37 @@ class Transpose(Function):
 def transpose(x, *axes):
     """NumPy-style: ``x.transpose()`` reverses the axes; ``x.transpose(0, 2, 1)`` permutes."""
     axes = tuple(axes[0]) if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
-    return Transpose(axes or None)(x)
+    if not axes:
+        return Transpose(tuple(range(x.ndim))[::-1])(x)
+    perm = tuple(check_axis('transpose', a, x.shape) for a in axes)
+    if sorted(perm) != list(range(x.ndim)):
+        raise ValueError(f"transpose: axes {axes} are not a permutation of the "
+                         f"{x.ndim} axes of a tensor of shape {x.shape}")
+    return Transpose(perm)(x)
 
 
 def flatten(x, start_dim=1, end_dim=-1):
-    """Merge dimensions start_dim..end_dim into one: (N, C, H, W) -> (N, C*H*W)."""
-    start, end = start_dim % x.ndim, end_dim % x.ndim
+    """Merge dimensions start_dim..end_dim into one: (N, C, H, W) -> (N, C*H*W).
+
+    Both must be dimensions of x (negative ones count from the end), start_dim not after
+    end_dim. A 0-d tensor, which has no dimension to keep or merge, becomes shape (1,),
+    as ``torch.flatten`` gives it. Empty dimensions are fine: (0, 3, 4) -> (0, 12).
+    """
+    x = as_tensor(x, op='flatten')
+    if x.ndim == 0:  # dims 0 and -1 are valid for it, and so is the default start_dim=1
+        if start_dim != 1:
+            check_axis('flatten', start_dim, (), 'start_dim')
+        check_axis('flatten', end_dim, (), 'end_dim')
+        return x.reshape(1)
+    start = check_axis('flatten', start_dim, x.shape, 'start_dim')
+    end = check_axis('flatten', end_dim, x.shape, 'end_dim')
     if start > end:
         raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} "
                          f"for shape {x.shape}")
-    shape = x.shape[:start] + (-1,) + x.shape[end + 1:]
-    return x.reshape(*shape)
+    merged = 1
+    for n in x.shape[start:end + 1]:
+        merged *= n
+    return x.reshape(*(x.shape[:start] + (merged,) + x.shape[end + 1:]))
 
 
 # ----------------------------------------------------------------------------- indexing
@@ -191,31 +218,36 @@ class Concat(Function):
         self.axis = axis
 
     def forward(self, *xs):
-        ref = xs[0]
-        for x in xs[1:]:
-            if x.ndim != ref.ndim or any(
-                    a != b for i, (a, b) in enumerate(zip(x.shape, ref.shape))
-                    if i != self.axis % ref.ndim):
-                raise ValueError(f"concat: shapes {[t.shape for t in xs]} differ outside "
-                                 f"axis {self.axis}")
-        return get_array_module(ref).concatenate(xs, axis=self.axis)
+        return get_array_module(xs[0]).concatenate(xs, axis=self.axis)
 
     def backward(self, gy):
-        axis = self.axis % gy.ndim
         grads, start = [], 0
         for x in self.inputs:
-            stop = start + x.shape[axis]
-            grads.append(gy[(slice(None),) * axis + (slice(start, stop),)])
+            stop = start + x.shape[self.axis]
+            grads.append(gy[(slice(None),) * self.axis + (slice(start, stop),)])
             start = stop
         return tuple(grads)
 
 
 def concat(tensors, axis=0):
-    """Join tensors along an existing axis (``torch.cat``)."""
-    tensors = [as_tensor(t) for t in tensors]
+    """Join tensors along an existing axis (``torch.cat``). Their dtypes are promoted to one
+    by the rule of elementwise arithmetic (``tensor.result_type``)."""
+    if not isinstance(tensors, (list, tuple)):
+        raise ArgumentTypeError(f"concat: expected a list or tuple of tensors, got "
+                                f"{type(tensors).__name__}")
+    tensors = [as_tensor(t, op='concat') for t in tensors]
     if not tensors:
         raise ValueError("concat: needs at least one tensor")
-    return Concat(axis)(*tensors)
+    ref = tensors[0]
+    if ref.ndim == 0:
+        raise ValueError("concat: 0-d tensors have no axis to join along")
+    axis = check_axis('concat', axis, ref.shape)
+    if any(t.ndim != ref.ndim or t.shape[:axis] + t.shape[axis + 1:] !=
+           ref.shape[:axis] + ref.shape[axis + 1:] for t in tensors[1:]):
+        raise ValueError(f"concat: shapes {[t.shape for t in tensors]} differ outside "
+                         f"axis {axis}")
+    dtype = result_type(*tensors)
+    return Concat(axis)(*[astype(t, dtype) for t in tensors])
 
 
 cat = concat
@@ -237,7 +269,12 @@ class Pad(Function):
 def pad(x, pad, value=0.0):
     """Constant padding in PyTorch's convention: ``pad = (left, right)`` pads the last axis,
     ``(left, right, top, bottom)`` the last two, and so on, last axis first."""
-    if len(pad) % 2 or len(pad) // 2 > x.ndim or any(int(p) < 0 for p in pad):
+    pad = _shape('pad', pad, 'pad') if isinstance(pad, (tuple, list)) else pad
+    if not isinstance(pad, tuple):
+        raise ArgumentTypeError(f"pad: pad must be a tuple of ints, got {pad!r}")
+    if not isinstance(value, numbers.Number) or isinstance(value, bool):
+        raise ArgumentTypeError(f"pad: value must be a number, got {value!r}")
+    if len(pad) % 2 or len(pad) // 2 > x.ndim or any(p < 0 for p in pad):
         raise ValueError(f"pad: pad {tuple(pad)} must hold non-negative (before, after) pairs "
                          f"for at most {x.ndim} axes of a tensor of shape {x.shape}")
     widths = [(0, 0)] * x.ndim

@@ -7,6 +7,7 @@ through each. Here the forward keeps only the scale s, the backward is the close
 both run in place on one slice of images per CPU thread.
 """
 from ..backend import get_array_module
+from ..utils import compute_dtype
 from . import cpu
 
 
@@ -27,28 +28,38 @@ def window_sum(a, before, after):
 
 def lrn(x, size, alpha, beta, k):
     """(y, s): s = k + alpha * window_sum(x^2) over size//2 channels before and
-    (size-1)//2 after, and y = x * s^-beta."""
+    (size-1)//2 after, and y = x * s^-beta.
+
+    For a float16 x, s is computed and returned in float32 (``utils.compute_dtype``: x^2
+    overflows float16 from |x| = 256 on) and y is rounded to float16 once.
+    """
     xp = get_array_module(x)
-    scale, y = xp.empty_like(x), xp.empty_like(x)
+    acc = compute_dtype(x.dtype)
+    scale, y = xp.empty(x.shape, acc), xp.empty_like(x)
 
     def part(a, b):
+        xs = x[a:b].astype(acc, copy=False)  # (a copy only for float16)
         s = scale[a:b]
-        s[...] = window_sum(x[a:b] * x[a:b], size // 2, (size - 1) // 2)
+        s[...] = window_sum(xs * xs, size // 2, (size - 1) // 2)
         s *= alpha
         s += k
-        y[a:b] = x[a:b] * s ** -beta
+        y[a:b] = xs * s ** -beta
     cpu.parallel_rows(part, x, passes=3)
     return y, scale
 
 
 def lrn_grad(x, gy, scale, size, alpha, beta):
     """gx_m = gy_m s_m^-beta - 2 alpha beta x_m sum_{i : m in W(i)} gy_i x_i s_i^(-beta-1),
-    the sum over the transposed window i = m - (size-1)//2 ... m + size//2."""
+    the sum over the transposed window i = m - (size-1)//2 ... m + size//2.
+
+    Computed in the dtype of ``scale`` (float32 for a float16 x), gx rounded to x's dtype.
+    """
     xp = get_array_module(x)
     gx = xp.empty_like(x)
 
     def part(a, b):
-        s, xs, g = scale[a:b], x[a:b], gy[a:b]
+        s = scale[a:b]
+        xs, g = x[a:b].astype(s.dtype, copy=False), gy[a:b].astype(s.dtype, copy=False)
         s_pow = s ** -beta                      # s_i^-beta
         q = g * xs                              # gy_i x_i s_i^(-beta-1)
         q *= s_pow
@@ -56,8 +67,7 @@ def lrn_grad(x, gy, scale, size, alpha, beta):
         back = window_sum(q, (size - 1) // 2, size // 2)
         back *= xs
         back *= -2.0 * alpha * beta
-        out = gx[a:b]
-        xp.multiply(g, s_pow, out=out)
-        out += back
+        xp.multiply(g, s_pow, out=q)            # q is free again: gy_m s_m^-beta
+        xp.add(q, back, out=gx[a:b])
     cpu.parallel_rows(part, x, passes=2)
     return gx

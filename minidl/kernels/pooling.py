@@ -12,6 +12,7 @@ import numpy as np
 
 from .. import backend
 from ..backend import get_array_module
+from ..utils import compute_dtype
 from . import cpu
 from .im2col import pad2d, windows, windows_sum
 
@@ -106,14 +107,17 @@ def max_pool_gather(gx_padded, index, kernel, stride):
 
 
 def avg_pool(x, kernel, stride, pads, out):
-    """y = the mean of each KH x KW window of x zero-padded by ``pads`` (divisor KH*KW)."""
+    """y = the mean of each KH x KW window of x zero-padded by ``pads`` (divisor KH*KW).
+
+    A float16 x is summed in float32 (``utils.compute_dtype``), y rounded to float16 once.
+    """
     kh, kw = kernel
     cols = windows(pad2d(x, pads, 0), kernel, stride, out_size=out)
-    y = cols[:, :, 0, 0].copy()
+    y = cols[:, :, 0, 0].astype(compute_dtype(x.dtype))  # a copy
     for k in range(1, kh * kw):
         y += cols[:, :, k // kw, k % kw]
     y /= kh * kw
-    return y
+    return y.astype(x.dtype, copy=False)
 
 
 def avg_pool_grad(gy, kernel, stride, padded):

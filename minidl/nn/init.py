@@ -14,6 +14,7 @@ import math
 import numpy as np
 
 from .. import random
+from ..utils import check_number
 
 
 def _fill(tensor, array):
@@ -22,11 +23,15 @@ def _fill(tensor, array):
     return tensor
 
 
-def _fans(tensor):
+def _fans(tensor, op='init'):
     if tensor.ndim < 2:
-        raise ValueError(f"init: fan in/out need at least 2 dimensions, got shape {tensor.shape}")
+        raise ValueError(f"{op}: fan in/out need at least 2 dimensions, got shape {tensor.shape}")
     receptive = int(np.prod(tensor.shape[2:])) if tensor.ndim > 2 else 1
-    return tensor.shape[1] * receptive, tensor.shape[0] * receptive
+    fan_in, fan_out = tensor.shape[1] * receptive, tensor.shape[0] * receptive
+    if fan_in == 0 or fan_out == 0:
+        raise ValueError(f"{op}: fan_in {fan_in} and fan_out {fan_out} must be positive, got "
+                         f"a tensor of shape {tensor.shape} (zero-size)")
+    return fan_in, fan_out
 
 
 def calculate_gain(nonlinearity, param=None):
@@ -44,11 +49,13 @@ def calculate_gain(nonlinearity, param=None):
 
 
 def uniform_(tensor, a=0.0, b=1.0):
+    a, b = check_number('uniform_', 'a', a), check_number('uniform_', 'b', b)
     u = random.rand(tensor.shape, np.float64, tensor.device)
     return _fill(tensor, a + (b - a) * u)
 
 
 def normal_(tensor, mean=0.0, std=1.0):
+    mean, std = check_number('normal_', 'mean', mean), check_number('normal_', 'std', std, 0)
     return _fill(tensor, mean + std * random.randn(tensor.shape, np.float64, tensor.device))
 
 
@@ -66,7 +73,9 @@ def ones_(tensor):
 
 
 def _kaiming_std(tensor, a, mode, nonlinearity):
-    fan_in, fan_out = _fans(tensor)
+    if mode not in ('fan_in', 'fan_out'):
+        raise ValueError(f"kaiming init: mode must be 'fan_in' or 'fan_out', got {mode!r}")
+    fan_in, fan_out = _fans(tensor, 'kaiming init')
     fan = {'fan_in': fan_in, 'fan_out': fan_out}[mode]
     return calculate_gain(nonlinearity, a) / math.sqrt(fan)
 
@@ -81,13 +90,13 @@ def kaiming_normal_(tensor, a=0.0, mode='fan_in', nonlinearity='leaky_relu'):
 
 
 def xavier_uniform_(tensor, gain=1.0):
-    fan_in, fan_out = _fans(tensor)
+    fan_in, fan_out = _fans(tensor, 'xavier_uniform_')
     bound = math.sqrt(3.0) * gain * math.sqrt(2.0 / (fan_in + fan_out))
     return uniform_(tensor, -bound, bound)
 
 
 def xavier_normal_(tensor, gain=1.0):
-    fan_in, fan_out = _fans(tensor)
+    fan_in, fan_out = _fans(tensor, 'xavier_normal_')
     return normal_(tensor, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)))
 
 

@@ -7,7 +7,8 @@ Parameters are float32; ``model.double()`` converts them.
 import numpy as np
 
 from .. import functional as F
-from ..utils import pair
+from ..functional.loss import REDUCTIONS
+from ..utils import check_int, check_number, pair
 from . import init
 from .module import Module, Parameter
 
@@ -21,7 +22,8 @@ class Linear(Module):
 
     def __init__(self, in_features, out_features, bias=True):
         super().__init__()
-        self.in_features, self.out_features = in_features, out_features
+        self.in_features = check_int('Linear', 'in_features', in_features, 1)
+        self.out_features = check_int('Linear', 'out_features', out_features, 1)
         self.weight = _empty(out_features, in_features)
         self.register_parameter('bias', _empty(out_features) if bias else None)
         init.default_init_(self.weight, self.bias)
@@ -40,14 +42,17 @@ class Conv2d(Module):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
                  dilation=1, groups=1, bias=True):
         super().__init__()
+        in_channels = check_int('Conv2d', 'in_channels', in_channels, 1)
+        out_channels = check_int('Conv2d', 'out_channels', out_channels, 1)
+        groups = check_int('Conv2d', 'groups', groups, 1)
         if in_channels % groups or out_channels % groups:
             raise ValueError(f"Conv2d: in_channels {in_channels} and out_channels "
                              f"{out_channels} must both be divisible by groups {groups}")
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size = pair('Conv2d', 'kernel_size', kernel_size)
-        self.stride = pair('Conv2d', 'stride', stride)
-        self.padding = pair('Conv2d', 'padding', padding)
-        self.dilation = pair('Conv2d', 'dilation', dilation)
+        self.kernel_size = pair('Conv2d', 'kernel_size', kernel_size, 1)
+        self.stride = pair('Conv2d', 'stride', stride, 1)
+        self.padding = pair('Conv2d', 'padding', padding, 0)
+        self.dilation = pair('Conv2d', 'dilation', dilation, 1)
         self.weight = _empty(out_channels, in_channels // groups, *self.kernel_size)
         self.register_parameter('bias', _empty(out_channels) if bias else None)
         init.default_init_(self.weight, self.bias)
@@ -93,7 +98,8 @@ class Flatten(Module):
 
     def __init__(self, start_dim=1, end_dim=-1):
         super().__init__()
-        self.start_dim, self.end_dim = start_dim, end_dim
+        self.start_dim = check_int('Flatten', 'start_dim', start_dim)
+        self.end_dim = check_int('Flatten', 'end_dim', end_dim)
 
     def forward(self, x):
         return F.flatten(x, self.start_dim, self.end_dim)
@@ -104,8 +110,7 @@ class Dropout(Module):
 
     def __init__(self, p=0.5):
         super().__init__()
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"Dropout: p must be in [0, 1], got {p}")
+        check_number('Dropout', 'p', p, 0, 1)
         self.p = p
 
     def forward(self, x):
@@ -115,9 +120,18 @@ class Dropout(Module):
         return f"p={self.p}"
 
 
+def _check_pool(op, kernel_size, stride, padding):
+    """The pooling options checked as F.max_pool2d / F.avg_pool2d will (without an input)."""
+    pair(op, 'kernel_size', kernel_size, 1)
+    if stride is not None:
+        pair(op, 'stride', stride, 1)
+    pair(op, 'padding', padding, 0)
+
+
 class MaxPool2d(Module):
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False):
         super().__init__()
+        _check_pool('MaxPool2d', kernel_size, stride, padding)
         self.kernel_size, self.stride = kernel_size, stride if stride is not None else kernel_size
         self.padding, self.ceil_mode = padding, ceil_mode
 
@@ -132,6 +146,7 @@ class MaxPool2d(Module):
 class AvgPool2d(Module):
     def __init__(self, kernel_size, stride=None, padding=0):
         super().__init__()
+        _check_pool('AvgPool2d', kernel_size, stride, padding)
         self.kernel_size, self.stride = kernel_size, stride if stride is not None else kernel_size
         self.padding = padding
 
@@ -148,7 +163,10 @@ class LocalResponseNorm(Module):
 
     def __init__(self, size=5, alpha=1e-4, beta=0.75, k=2.0):
         super().__init__()
-        self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
+        self.size = check_int('LocalResponseNorm', 'size', size, 1)
+        self.alpha, self.beta, self.k = (check_number('LocalResponseNorm', name, value)
+                                         for name, value in (('alpha', alpha), ('beta', beta),
+                                                             ('k', k)))
 
     def forward(self, x):
         return F.local_response_norm(x, self.size, self.alpha, self.beta, self.k)
@@ -168,6 +186,13 @@ class _BatchNorm(Module):
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
                  track_running_stats=True):
         super().__init__()
+        name = type(self).__name__
+        num_features = check_int(name, 'num_features', num_features, 1)
+        check_number(name, 'eps', eps, 0)
+        if momentum is None:
+            raise ValueError(f"{name}: momentum=None (PyTorch's cumulative average) is not "
+                             f"supported; give a number in [0, 1]")
+        check_number(name, 'momentum', momentum, 0, 1)
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.register_parameter('weight', Parameter(np.ones(num_features, np.float32))
                                 if affine else None)
@@ -182,6 +207,9 @@ class _BatchNorm(Module):
         if x.ndim not in self.ranks:
             raise ValueError(f"{type(self).__name__}: expected a {' or '.join(map(str, self.ranks))}"
                              f"-D input, got shape {x.shape}")
+        if x.shape[1] != self.num_features:
+            raise ValueError(f"{type(self).__name__}: expected {self.num_features} channels "
+                             f"(num_features), got input shape {x.shape}")
         use_batch_stats = self.training or self.running_mean is None
         return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
                             use_batch_stats, self.momentum, self.eps)
@@ -203,7 +231,7 @@ class BatchNorm2d(_BatchNorm):
 class Softmax(Module):
     def __init__(self, axis=-1):
         super().__init__()
-        self.axis = axis
+        self.axis = check_int('Softmax', 'axis', axis)
 
     def forward(self, x):
         return F.softmax(x, self.axis)
@@ -214,6 +242,10 @@ class CrossEntropyLoss(Module):
 
     def __init__(self, label_smoothing=0.0, reduction='mean'):
         super().__init__()
+        check_number('CrossEntropyLoss', 'label_smoothing', label_smoothing, 0, 1)
+        if reduction not in REDUCTIONS:
+            raise ValueError(f"CrossEntropyLoss: reduction must be one of {REDUCTIONS}, got "
+                             f"{reduction!r}")
         self.label_smoothing, self.reduction = label_smoothing, reduction
 
     def forward(self, logits, target):

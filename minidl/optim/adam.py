@@ -1,6 +1,7 @@
 """Adam and AdamW, as ``torch.optim.Adam`` and ``torch.optim.AdamW`` (same arithmetic)."""
 from ..backend import get_array_module
 from ..kernels.optim import blockwise
+from ..utils import ArgumentTypeError, is_number
 from .optimizer import Optimizer
 
 
@@ -29,7 +30,11 @@ class Adam(Optimizer):
     def _check_group(self, group):
         self._check_nonnegative(group, 'lr', 'eps', 'weight_decay')
         betas = group['betas']
-        if len(betas) != 2 or not all(0 <= beta < 1 for beta in betas):
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2 or \
+                not all(is_number(beta) for beta in betas):
+            raise ArgumentTypeError(f"{self._name}: invalid betas {betas!r} (must be a pair of "
+                                    f"numbers in [0, 1), e.g. (0.9, 0.999))")
+        if not all(0 <= beta < 1 for beta in betas):
             raise ValueError(f"{self._name}: invalid betas {betas!r} (two numbers in [0, 1))")
 
     def _update(self, p, grad, group, state):

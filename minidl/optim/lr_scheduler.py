@@ -14,6 +14,7 @@ epoch: ``load_state_dict`` also writes the restored learning rates into the opti
 import bisect
 import math
 
+from ..utils import ArgumentTypeError, check_int, check_number
 from .optimizer import Optimizer, _plain
 
 
@@ -89,9 +90,8 @@ class StepLR(LRScheduler):
     _hyper = ('step_size', 'gamma')
 
     def __init__(self, optimizer, step_size, gamma=0.1):
-        if int(step_size) != step_size or step_size < 1:
-            raise ValueError(f"StepLR: step_size must be a positive integer, got {step_size!r}")
-        self.step_size, self.gamma = int(step_size), gamma
+        self.step_size = check_int('StepLR', 'step_size', step_size, 1)
+        self.gamma = check_number('StepLR', 'gamma', gamma)
         super().__init__(optimizer)
 
     def lr_at(self, base_lr, epoch):
@@ -104,7 +104,12 @@ class MultiStepLR(LRScheduler):
     _hyper = ('milestones', 'gamma')
 
     def __init__(self, optimizer, milestones, gamma=0.1):
-        self.milestones, self.gamma = sorted(int(m) for m in milestones), gamma
+        if isinstance(milestones, (str, bytes)) or not hasattr(milestones, '__iter__'):
+            raise ArgumentTypeError(f"MultiStepLR: milestones must be a list of epochs (ints "
+                                    f">= 0), got {milestones!r}")
+        self.milestones = sorted(check_int('MultiStepLR', 'each milestone', m, 0)
+                                 for m in milestones)
+        self.gamma = check_number('MultiStepLR', 'gamma', gamma)
         super().__init__(optimizer)
 
     def lr_at(self, base_lr, epoch):
@@ -117,9 +122,8 @@ class CosineAnnealingLR(LRScheduler):
     _hyper = ('T_max', 'eta_min')
 
     def __init__(self, optimizer, T_max, eta_min=0):
-        if int(T_max) != T_max or T_max < 1:
-            raise ValueError(f"CosineAnnealingLR: T_max must be a positive integer, got {T_max!r}")
-        self.T_max, self.eta_min = int(T_max), eta_min
+        self.T_max = check_int('CosineAnnealingLR', 'T_max', T_max, 1)
+        self.eta_min = check_number('CosineAnnealingLR', 'eta_min', eta_min, 0)
         super().__init__(optimizer)
 
     def lr_at(self, base_lr, epoch):
@@ -141,11 +145,8 @@ class LinearWarmup(LRScheduler):
     _hyper = ('warmup_epochs', 'start_factor')
 
     def __init__(self, optimizer, warmup_epochs, start_factor=0.1, after=None):
-        if int(warmup_epochs) != warmup_epochs or warmup_epochs < 0:
-            raise ValueError(f"LinearWarmup: warmup_epochs must be an integer >= 0, got "
-                             f"{warmup_epochs!r}")
-        if not 0 < start_factor <= 1:
-            raise ValueError(f"LinearWarmup: start_factor must be in (0, 1], got {start_factor!r}")
+        warmup_epochs = check_int('LinearWarmup', 'warmup_epochs', warmup_epochs, 0)
+        check_number('LinearWarmup', 'start_factor', start_factor, 0, 1, low_open=True)
         if after is not None and not isinstance(after, LRScheduler):
             raise TypeError(f"LinearWarmup: after must be an epoch-based scheduler (StepLR, "
                             f"MultiStepLR, CosineAnnealingLR, LinearWarmup), got "
@@ -207,11 +208,16 @@ class ReduceLROnPlateau:
         if threshold_mode not in ('rel', 'abs'):
             raise ValueError(f"ReduceLROnPlateau: threshold_mode must be 'rel' or 'abs', got "
                              f"{threshold_mode!r}")
-        if not 0 <= factor < 1:
-            raise ValueError(f"ReduceLROnPlateau: factor must be in [0, 1), got {factor!r}")
+        check_number('ReduceLROnPlateau', 'factor', factor, 0, 1, high_open=True)
+        check_int('ReduceLROnPlateau', 'patience', patience, 0)
+        check_number('ReduceLROnPlateau', 'threshold', threshold, 0)
+        check_int('ReduceLROnPlateau', 'cooldown', cooldown, 0)
+        check_number('ReduceLROnPlateau', 'eps', eps, 0)
         n = len(optimizer.param_groups)
         if isinstance(min_lr, (list, tuple)) and len(min_lr) != n:
             raise ValueError(f"ReduceLROnPlateau: expected {n} min_lrs, got {len(min_lr)}")
+        for value in (min_lr if isinstance(min_lr, (list, tuple)) else [min_lr]):
+            check_number('ReduceLROnPlateau', 'min_lr', value, 0)
         self.optimizer = optimizer
         self.mode, self.factor, self.patience = mode, factor, patience
         self.threshold, self.threshold_mode, self.cooldown = threshold, threshold_mode, cooldown
@@ -225,7 +231,8 @@ class ReduceLROnPlateau:
 
     def step(self, metric):
         """Record this epoch's ``metric`` and reduce the lrs if it has plateaued."""
-        current = float(metric.item() if hasattr(metric, 'item') else metric)
+        current = metric.item() if hasattr(metric, 'item') else metric
+        current = check_number('ReduceLROnPlateau.step', 'metric', current)
         self.last_epoch += 1
         if self._is_better(current, self.best):
             self.best = current

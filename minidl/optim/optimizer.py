@@ -12,6 +12,7 @@ import numpy as np
 
 from .. import backend
 from ..tensor import Tensor, enable_grad
+from ..utils import ArgumentTypeError, is_number
 
 class _Required:
     def __repr__(self):
@@ -35,6 +36,9 @@ class Optimizer:
         if isinstance(params, (Tensor, dict)):
             raise TypeError(f"{self._name}: params must be an iterable of Tensors or of dicts, "
                             f"got a single {type(params).__name__}")
+        if not hasattr(params, '__iter__'):
+            raise TypeError(f"{self._name}: params must be an iterable of Tensors or of dicts "
+                            f"(model.parameters()), got {type(params).__name__}")
         self.defaults = dict(defaults)
         self.state = {}  # Tensor -> dict (Tensors hash by identity)
         self.param_groups = []
@@ -90,8 +94,12 @@ class Optimizer:
 
     def _check_nonnegative(self, group, *names):
         for name in names:
-            if not group[name] >= 0:
-                raise ValueError(f"{self._name}: invalid {name} {group[name]!r} (must be >= 0)")
+            value = group[name]
+            if not is_number(value):
+                raise ArgumentTypeError(f"{self._name}: invalid {name} {value!r} (must be a "
+                                        f"number >= 0, got {type(value).__name__})")
+            if not value >= 0:
+                raise ValueError(f"{self._name}: invalid {name} {value!r} (must be >= 0)")
 
     def zero_grad(self, set_to_none=True):
         """Forget every parameter's gradient (``p.grad = None``), or fill it with zeros."""
@@ -158,7 +166,7 @@ class Optimizer:
                 raise ValueError(f"{where}: parameter group {i} lacks {missing}")
             try:
                 self._check_group(new)
-            except ValueError as err:
+            except (TypeError, ValueError) as err:
                 raise ValueError(f"{where}: parameter group {i}: {err}") from None
             new['params'] = group['params']
             new_groups.append(new)

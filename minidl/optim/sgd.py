@@ -1,6 +1,7 @@
 """Stochastic gradient descent with momentum, as ``torch.optim.SGD``."""
 from ..backend import get_array_module
 from ..kernels.optim import blockwise
+from ..utils import ArgumentTypeError, is_number
 from .optimizer import Optimizer, required
 
 
@@ -26,6 +27,9 @@ class SGD(Optimizer):
 
     def _check_group(self, group):
         self._check_nonnegative(group, 'lr', 'momentum', 'weight_decay')
+        if not is_number(group['dampening']):  # any number, as in PyTorch
+            raise ArgumentTypeError(f"SGD: invalid dampening {group['dampening']!r} (must be "
+                                    f"a number)")
         if group['nesterov'] and (group['momentum'] <= 0 or group['dampening'] != 0):
             raise ValueError(f"SGD: Nesterov momentum requires a momentum > 0 and zero "
                              f"dampening, got momentum={group['momentum']!r}, "
