@@ -125,8 +125,10 @@ def check_settings(cfg, source=None):
         bad('data', 'be a path')
 
 
-def build_data(cfg):
-    """Train and test datasets and loaders for cfg (dataset, classes, augmentation...)."""
+def build_data(cfg, rank=0, world=1):
+    """Train and test datasets and loaders for cfg (dataset, classes, augmentation...).
+    With ``world`` ranks, each loader yields rank ``rank``'s shard, and the training batch
+    of a rank is the global ``--batch-size`` / world."""
     from .data import CIFAR10, DataLoader, FashionMNIST, transforms as T
     classes = tuple(c.strip() for c in cfg['classes'].split(',')) if cfg.get('classes') else None
     if cfg['dataset'] == 'cifar10':
@@ -149,11 +151,12 @@ def build_data(cfg):
     train_tf = T.train_transform(kind.mean, kind.std, 32, pad + 4 * augment, flip=augment,
                                  lighting=lighting)
     test_tf = T.Compose([T.RandomCrop(32, pad), T.ToFloat(), T.Normalize(kind.mean, kind.std)])
-    device = cfg['device']
+    device, shard = cfg['device'], (rank, world) if world > 1 else None
     return (train, test,
-            DataLoader(train, cfg['batch_size'], shuffle=True, transform=train_tf,
-                       seed=cfg['seed'], device=device),
-            DataLoader(test, 256, transform=test_tf, seed=cfg['seed'], device=device))
+            DataLoader(train, cfg['batch_size'] // world, shuffle=True, transform=train_tf,
+                       seed=cfg['seed'], device=device, shard=shard),
+            DataLoader(test, 256, transform=test_tf, seed=cfg['seed'], device=device,
+                       shard=shard))
 
 
 def _limit(dataset, n, seed):
@@ -197,8 +200,10 @@ def build_optimizer(cfg, model):
 
 # ----------------------------------------------------------------------------- commands
 def cmd_train(args):
+    from . import distributed as dist
     from . import random
     from .train import CHECKPOINT, Trainer
+    world, rank = dist.init(), dist.rank()
     if args.out is not None and os.path.exists(args.out) and not os.path.isdir(args.out):
         raise UsageError(f"--out: {args.out!r} is a file, not a run directory")
     if args.resume:
@@ -213,29 +218,54 @@ def cmd_train(args):
             raise UsageError(f"{cfg['out']} already holds a run: add --resume to continue it "
                              f"or choose another --out")
     _check_device(cfg['device'])
+    if world > 1 and cfg['batch_size'] % world:
+        raise UsageError(f"--batch-size {cfg['batch_size']} is the global batch and must be "
+                         f"divisible by the {world} ranks")
+    if world > 1 and cfg['device'] == 'cuda':
+        raise UsageError("several ranks on cuda need the NCCL all-reduce, which is not "
+                         "implemented yet: train on cpu, or with one process")
     random.manual_seed(cfg['seed'])
-    train, test, train_loader, test_loader = build_data(cfg)
+    train, test, train_loader, test_loader = build_data(cfg, rank, world)
     model = build_model(cfg, len(train.classes), train.images.shape[1]).to(cfg['device'])
+    dist.broadcast_parameters(model)  # (every rank built the same model; now provably so)
+    if rank:  # dropout masks: each rank its own stream (rank 0 keeps the 1-process one)
+        random.manual_seed(cfg['seed'] + 7919 * rank)
     opt, sched = build_optimizer(cfg, model)
     try:
         os.makedirs(cfg['out'], exist_ok=True)
     except OSError as e:
         raise UsageError(f"--out: cannot make the run directory {cfg['out']!r}: "
                          f"{e.strerror}") from None
-    _write_config(cfg)
-    print(f"training {cfg['model']} on {cfg['dataset']} ({len(train)} train / {len(test)} "
-          f"test images, {len(train.classes)} classes) on {cfg['device']} -> {cfg['out']}")
+    if dist.is_main():
+        _write_config(cfg)
+    ranks = f", {world} ranks x {cfg['batch_size'] // world} images" if world > 1 else ''
+    main_print(f"training {cfg['model']} on {cfg['dataset']} ({len(train)} train / "
+               f"{len(test)} test images, {len(train.classes)} classes) on {cfg['device']}"
+               f"{ranks} -> {cfg['out']}")
     trainer = Trainer(model, opt, train_loader, test_loader, sched, cfg['epochs'], cfg['out'],
                       cfg['label_smoothing'], config=cfg)
     history = trainer.fit(resume=args.resume)
-    if trainer.stop_requested:
+    if trainer.stopped:
         return 130
     if history:
         best = max(history, key=lambda r: r['val_acc'])
-        print(f"done: final test top-1 {history[-1]['val_acc']:.2%}, best {best['val_acc']:.2%} "
-              f"(epoch {best['epoch']}); total {sum(r['time'] for r in history):.0f} s")
-    _make_plots(cfg['out'], model, test, test_loader, history)
+        main_print(f"done: final test top-1 {history[-1]['val_acc']:.2%}, best "
+                   f"{best['val_acc']:.2%} (epoch {best['epoch']}); total "
+                   f"{sum(r['time'] for r in history):.0f} s")
+    if dist.is_main():
+        if world > 1:  # the pictures show the whole test set, not rank 0's shard
+            from .data import DataLoader
+            test_loader = DataLoader(test, 256, transform=test_loader.transform,
+                                     seed=cfg['seed'], device=cfg['device'])
+        _make_plots(cfg['out'], model, test, test_loader, history)
     return 0
+
+
+def main_print(*args, **kwargs):
+    """print, on rank 0 only (every line once, however many ranks train)."""
+    from . import distributed as dist
+    if dist.is_main():
+        print(*args, **kwargs)
 
 
 def cmd_eval(args):

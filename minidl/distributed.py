@@ -130,6 +130,15 @@ def barrier(what='barrier'):
         _wait(_World.comm.Ibarrier(), what)
 
 
+def gather_object(obj):
+    """Rank 0 gets the list of every rank's ``obj`` (small picklable Python values, such as
+    random states, sent between this run's own processes); the other ranks get None."""
+    if _World.size == 1:
+        return [obj]
+    barrier('gather_object')  # (a dead rank is reported here, within the timeout)
+    return _World.comm.gather(obj, root=0)
+
+
 def broadcast_parameters(module):
     """Copy rank 0's parameters and buffers (running statistics) to every rank."""
     for name, p in module.named_parameters():

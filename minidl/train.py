@@ -14,6 +14,11 @@ A non-finite loss stops training before it can reach the weights (``TrainingDive
 so do weights or a test loss that an epoch's last step made NaN or infinite, before
 anything from that epoch is saved. ``fit`` first deletes the temporary files that a killed
 run left in ``out_dir`` (``minidl.files.remove_stale_temporaries``).
+
+Under ``mpiexec`` (``minidl.distributed``), every rank runs this loop on its shard of each
+batch: the gradients are averaged after backward, each step's "stop" and "diverged" flags
+are agreed on by all ranks (so a Ctrl-C on any rank stops all of them after the same
+step), the metrics are summed over the ranks, and rank 0 alone logs and writes files.
 """
 import contextlib
 import json
@@ -27,6 +32,7 @@ import time
 import numpy as np
 
 from . import backend, random
+from . import distributed as dist
 from .files import atomic_write, remove_stale_temporaries
 from .functional import softmax_cross_entropy
 from .serialization import load, save
@@ -102,15 +108,18 @@ class Trainer:
         self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
         self.train_loader, self.val_loader = train_loader, val_loader
         self.epochs, self.out_dir, self.label_smoothing = epochs, out_dir, label_smoothing
-        self.config, self.log, self.progress = config or {}, log, progress
+        self.world, self.main = dist.world_size(), dist.is_main()
+        self.config, self.progress = config or {}, progress and self.main
+        self.log = log if self.main else (lambda *args, **kwargs: None)
         self.history, self.stop_requested = [], False
+        self._stop = False  # the stop agreed on by every rank (Ctrl-C on any of them)
         if out_dir:
             os.makedirs(out_dir, exist_ok=True)
 
     # -- the loop
     def fit(self, resume=False):
         """Run the remaining epochs; returns the history (a list of per-epoch dicts)."""
-        if self.out_dir:
+        if self.out_dir and self.main:
             removed = remove_stale_temporaries(self.out_dir)
             if removed:
                 self.log(f"deleted {len(removed)} temporary file(s) left by a killed run in "
@@ -142,12 +151,13 @@ class Trainer:
             sums['seen'] += len(y)
             bar.update(step + 1, sums['seen'], sums['loss'] / sums['seen'],
                        sums['correct'] / sums['seen'])
-            if self.stop_requested:
+            if self.stop_requested if self.world == 1 else self._stop:  # (agreed by all ranks)
                 bar.close()
                 sums['time'] = time.perf_counter() - start
-                self._interrupted(epoch, step + 1, sums)
+                self._interrupted(epoch, step + 1, self._total(sums))
                 return None
         bar.close()
+        sums = self._total(sums)
         seen = max(sums['seen'], 1)
         return {'train_loss': sums['loss'] / seen, 'train_acc': sums['correct'] / seen,
                 'time': time.perf_counter() - start}
@@ -158,15 +168,33 @@ class Trainer:
         logits = self.model(x)
         loss = softmax_cross_entropy(logits, y, self.label_smoothing)
         value = loss.item()
-        if not math.isfinite(value):
+        diverged, self._stop = not math.isfinite(value), self.stop_requested
+        if self.world > 1:  # every rank must take the same decision at the same step
+            flags = dist.allreduce_(np.array([diverged, self._stop], np.float64), 'step flags')
+            diverged, self._stop = bool(flags[0]), bool(flags[1])
+        if diverged:
             raise TrainingDiverged(f"loss is {value} at epoch {epoch + 1}, step {step + 1}: "
                                    f"training stopped before updating the weights (try a "
                                    f"lower learning rate); the last good checkpoint is kept")
         self.optimizer.zero_grad()
         loss.backward()
+        dist.average_gradients(self.model.parameters())  # (nothing to do in one process)
         self.optimizer.step()
         correct = int((logits.data.argmax(axis=1) == y.data).sum())
         return value, correct
+
+    @property
+    def stopped(self):
+        """True when training stopped early on a Ctrl-C (on this or, agreed, another rank)."""
+        return self.stop_requested or self._stop
+
+    def _total(self, sums):
+        """The epoch's sums over every rank (this rank's own in one process)."""
+        if self.world == 1:
+            return sums
+        keys = ('loss', 'correct', 'seen')
+        total = dist.allreduce_(np.array([sums[k] for k in keys], np.float64), 'epoch sums')
+        return {**sums, **dict(zip(keys, total.tolist()))}
 
     def evaluate(self, loader):
         """Loss, top-1 and top-5 accuracy over ``loader`` in eval mode."""
@@ -179,6 +207,9 @@ class Trainer:
                 correct1 += topk_correct(logits.data, y.data, 1)
                 correct5 += topk_correct(logits.data, y.data, 5)
                 seen += len(y)
+        if self.world > 1:  # each rank evaluated its shard of the test set
+            loss, correct1, correct5, seen = dist.allreduce_(
+                np.array([loss, correct1, correct5, seen], np.float64), 'evaluation sums')
         seen = max(seen, 1)
         return {'loss': loss / seen, 'acc': correct1 / seen, 'top5': correct5 / seen}
 
@@ -208,9 +239,11 @@ class Trainer:
             plateau = type(self.scheduler).__name__ == 'ReduceLROnPlateau'
             self.scheduler.step(record.get('val_acc', -record['train_loss'])) if plateau \
                 else self.scheduler.step()
-        self.log(self._describe(record))
+        self.log(self._describe(record, self.world))
         if self.out_dir:
             state = self._state(epoch + 1, 0, None)
+            if not self.main:
+                return
             best = max(self.history, key=lambda r: r.get('val_acc', r['train_acc']))
             if best is record:
                 save(state, os.path.join(self.out_dir, BEST))
@@ -218,23 +251,31 @@ class Trainer:
             write_json(self.history, os.path.join(self.out_dir, HISTORY))
 
     @staticmethod
-    def _describe(r):
+    def _describe(r, world=1):
         text = (f"epoch {r['epoch']}: train loss {r['train_loss']:.4f} acc {r['train_acc']:.2%}")
         if 'val_acc' in r:
             text += (f" | test loss {r['val_loss']:.4f} top-1 {r['val_acc']:.2%} "
                      f"top-5 {r['val_top5']:.2%}")
-        return text + f" | lr {r['lr']:.4g} | {r['time']:.1f} s"
+        ranks = f" | {world} ranks" if world > 1 else ''
+        return text + f" | lr {r['lr']:.4g} | {r['time']:.1f} s{ranks}"
 
     def _state(self, epoch, step, partial):
-        return {'format': 'minidl-train', 'epoch': epoch, 'step': step, 'partial': partial,
-                'model': self.model.state_dict(), 'optimizer': self.optimizer.state_dict(),
-                'scheduler': self.scheduler.state_dict() if self.scheduler else None,
-                'rng': random.get_rng_state(), 'history': self.history, 'config': self.config}
+        """The checkpoint; with several ranks it also holds every rank's random state
+        (collected from all of them: every rank must call this)."""
+        state = {'format': 'minidl-train', 'epoch': epoch, 'step': step, 'partial': partial,
+                 'model': self.model.state_dict(), 'optimizer': self.optimizer.state_dict(),
+                 'scheduler': self.scheduler.state_dict() if self.scheduler else None,
+                 'rng': random.get_rng_state(), 'history': self.history, 'config': self.config}
+        if self.world > 1:
+            state['rng_ranks'] = dist.gather_object(random.get_rng_state())
+        return state
 
     def _interrupted(self, epoch, step, sums):
         if self.out_dir:
             self._stop_if_weights_diverged(epoch, step)
-            save(self._state(epoch, step, sums), os.path.join(self.out_dir, CHECKPOINT))
+            state = self._state(epoch, step, sums)
+            if self.main:
+                save(state, os.path.join(self.out_dir, CHECKPOINT))
             self.log(f"interrupted: checkpoint saved at epoch {epoch + 1}, step {step} in "
                      f"{self.out_dir}; continue with --resume")
         else:
@@ -251,12 +292,21 @@ class Trainer:
         self.optimizer.load_state_dict(state['optimizer'])
         if self.scheduler is not None and state['scheduler'] is not None:
             self.scheduler.load_state_dict(state['scheduler'])
-        random.set_rng_state(state['rng'])
+        ranks = state.get('rng_ranks')
+        if self.world == 1:
+            random.set_rng_state(state['rng'])
+        elif ranks and len(ranks) == self.world:  # each rank continues its own stream
+            random.set_rng_state(ranks[dist.rank()])
+        elif self.main:  # another number of ranks: rank 0 continues, the others start anew
+            random.set_rng_state(state['rng'])
         self.history = list(state['history'])
         where = f"epoch {state['epoch'] + 1}" + (f", step {state['step'] + 1}"
                                                  if state['step'] else '')
         self.log(f"resuming from {path} at {where}")
-        return state['epoch'], state['step'], state['partial']
+        partial = state['partial']
+        if partial and not self.main:  # the saved sums are every rank's: counted once, on 0
+            partial = {**partial, 'loss': 0.0, 'correct': 0, 'seen': 0}
+        return state['epoch'], state['step'], partial
 
     @contextlib.contextmanager
     def _sigint_requests_stop(self):

@@ -4,6 +4,7 @@ The MPI tests launch ``mpiexec -n 2`` on tests/mpi_worker.py (skipped without mp
 an mpiexec); the rest runs in this one process, a world of size 1."""
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -16,8 +17,10 @@ import minidl.distributed as dist
 import minidl.functional as F
 from minidl.nn.syncbatchnorm import SyncBatchNorm
 from helpers import rand
+from fakedata import write_cifar
 
 WORKER = os.path.join(os.path.dirname(__file__), 'mpi_worker.py')
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(minidl.__file__)))
 MPIEXEC = shutil.which('mpiexec', path=os.path.dirname(sys.executable)) or shutil.which('mpiexec')
 try:
     import mpi4py  # noqa: F401
@@ -32,10 +35,8 @@ def mpiexec(mode, timeout=120, **env):
     root may run it (CI runs as root) and that 2 ranks may share fewer cores."""
     env = {**os.environ, 'OMPI_ALLOW_RUN_AS_ROOT': '1', 'OMPI_ALLOW_RUN_AS_ROOT_CONFIRM': '1',
            **env}
-    version = subprocess.run([MPIEXEC, '--version'], capture_output=True, text=True).stdout
-    flags = ['--oversubscribe'] if 'Open MPI' in version or 'OpenRTE' in version else []
     start = time.monotonic()
-    run = subprocess.run([MPIEXEC, *flags, '-n', '2', sys.executable, WORKER, mode],
+    run = subprocess.run([MPIEXEC, *_oversubscribe(), '-n', '2', sys.executable, WORKER, mode],
                          capture_output=True, text=True, timeout=timeout, env=env)
     return run.returncode, run.stdout + run.stderr, time.monotonic() - start
 
@@ -115,3 +116,87 @@ def test_a_rank_that_hangs_stops_the_others_after_the_timeout_with_a_message():
     code, out, seconds = mpiexec('hang', timeout=90, MINIDL_DIST_TIMEOUT='5')
     assert code != 0 and seconds < 60, out
     assert 'waited 5 s for the other ranks in' in out and 'Stopping every rank' in out, out
+
+
+# ----------------------------------------------------------------------------- minidl train
+def minidl_train(out, *argv, timeout=180, background=False):
+    """`mpiexec -n 2 python -m minidl train ...` on tiny fake CIFAR-10 files."""
+    data = os.path.join(os.path.dirname(out), 'data')
+    if not os.path.isdir(data):
+        write_cifar(data, n_per_batch=40, n_test=40)
+    env = {**os.environ, 'OMPI_ALLOW_RUN_AS_ROOT': '1', 'OMPI_ALLOW_RUN_AS_ROOT_CONFIRM': '1',
+           'MINIDL_DATA': data, 'PYTHONPATH': REPO}
+    command = [MPIEXEC, *_oversubscribe(), '-n', '2', sys.executable, '-m', 'minidl', 'train',
+               '--out', out, *argv]
+    if background:
+        return subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+TWO_CLASSES = ('--model', 'alexnet-cifar-2class', '--classes', 'airplane,ship')
+
+
+@requires_mpi
+def test_minidl_train_on_two_ranks_prints_each_epoch_once_and_resumes(tmp_path):
+    out = str(tmp_path / 'run')
+    first = minidl_train(out, *TWO_CLASSES, '--epochs', '1', '--batch-size', '8')
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert '2 ranks x 4 images' in first.stdout
+    assert first.stdout.count('epoch 1:') == 1 and '| 2 ranks' in first.stdout
+    assert first.stdout.count('done:') == 1
+    assert {'checkpoint.npz', 'best.npz', 'history.json', 'config.json'} <= set(os.listdir(out))
+    again = minidl_train(out, '--resume', '--epochs', '2')
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert again.stdout.count('epoch 2:') == 1 and 'epoch 1:' not in again.stdout
+    assert len(minidl.load(os.path.join(out, 'checkpoint.npz'))['rng_ranks']) == 2
+
+
+@requires_mpi
+def test_a_global_batch_that_the_ranks_cannot_share_is_one_line(tmp_path):
+    result = minidl_train(str(tmp_path / 'run'), *TWO_CLASSES, '--batch-size', '7')
+    assert result.returncode != 0
+    assert 'minidl train: error: --batch-size 7 is the global batch and must be divisible ' \
+           'by the 2 ranks' in result.stderr
+    assert 'Traceback' not in result.stderr
+
+
+@requires_mpi
+def test_ctrl_c_on_one_rank_stops_every_rank_after_the_same_step_and_saves(tmp_path):
+    out = str(tmp_path / 'run')
+    run = minidl_train(out, *TWO_CLASSES, '--epochs', '200', '--batch-size', '4',
+                       background=True)
+    deadline = time.monotonic() + 60
+    while not os.path.exists(os.path.join(out, 'checkpoint.npz')):
+        assert time.monotonic() < deadline and run.poll() is None, run.stdout.read()
+        time.sleep(0.2)
+    rank1 = [pid for pid in _pids_with(out) if b'OMPI_COMM_WORLD_RANK=1\0' in _environ(pid)]
+    assert len(rank1) == 1
+    os.kill(rank1[0], signal.SIGINT)
+    output, _ = run.communicate(timeout=60)
+    assert run.returncode == 130, output
+    assert output.count('interrupted: checkpoint saved at epoch') == 1, output
+    state = minidl.load(os.path.join(out, 'checkpoint.npz'))
+    assert state['step'] > 0 and len(state['rng_ranks']) == 2
+
+
+def _oversubscribe():
+    version = subprocess.run([MPIEXEC, '--version'], capture_output=True, text=True).stdout
+    return ['--oversubscribe'] if 'Open MPI' in version or 'OpenRTE' in version else []
+
+
+def _pids_with(marker):
+    """The processes of `python -m minidl` whose command line holds ``marker``."""
+    for name in filter(str.isdigit, os.listdir('/proc')):
+        try:
+            with open(f'/proc/{name}/cmdline', 'rb') as f:
+                command = f.read()
+        except OSError:  # (gone meanwhile)
+            continue
+        if marker.encode() in command and b'-m\0minidl' in command:
+            yield int(name)
+
+
+def _environ(pid):
+    with open(f'/proc/{pid}/environ', 'rb') as f:
+        return f.read()

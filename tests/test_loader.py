@@ -220,3 +220,24 @@ def test_the_worker_exits_after_a_full_epoch():
     for _ in range(3):
         assert len(epoch(loader)) == 7
     assert wait_for_threads(before) == before
+
+
+def test_the_shards_of_ranks_together_are_the_global_batches_of_one_loader():
+    data = Tiny(23)
+    whole = DataLoader(data, batch_size=6, shuffle=True, drop_last=True, seed=4)
+    ranks = [DataLoader(data, batch_size=3, shuffle=True, drop_last=True, seed=4,
+                        shard=(r, 2)) for r in range(2)]
+    assert len(ranks[0]) == len(ranks[1]) == len(whole) == 3
+    for e in range(2):
+        for k, index in enumerate(whole.batch_indices(e)):
+            parts = [r.batch_indices(e)[k] for r in ranks]
+            assert not set(parts[0]) & set(parts[1])
+            assert sorted(np.concatenate(parts)) == sorted(index)
+
+
+@pytest.mark.parametrize('shard, message', [((2, 2), r'shard rank must be in \[0, 2\), got 2'),
+                                            ((0, 0), 'shard world size must be an int >= 1'),
+                                            ('0/2', r'shard must be \(rank, world\)')])
+def test_a_bad_shard_is_a_clear_error(shard, message):
+    with pytest.raises(ValueError, match=message):
+        DataLoader(Tiny(4), shard=shard)

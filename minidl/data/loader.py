@@ -14,6 +14,14 @@ augmentation randomness, batch after batch, from one generator
 uninterrupted run saw. Each ``iter(loader)`` uses the current epoch number and then
 advances it by one; it starts at 0 and ``set_epoch`` sets it.
 
+Data parallelism (``minidl.distributed``): with ``shard=(rank, world)`` the loader yields
+rank ``rank``'s share of every epoch: the epoch's permutation (the same on every rank),
+cut to a multiple of ``world``, then every ``world``-th index from position ``rank``. With
+``batch_size`` = the global batch / world, the k-th batches of all ranks together are the
+k-th global batch one process would see. The augmentation stream is the epoch's generator
+on every rank, so rank r's i-th image of a batch gets the crop that every rank's i-th
+image gets: each image still gets a random crop.
+
 Overlap: gathering a batch's images and running the transforms happens on the host in one
 daemon thread that fills a ``queue.Queue(maxsize=prefetch)`` while the training loop
 computes; the consumer only wraps the arrays in Tensors (and copies them to the GPU for
@@ -44,7 +52,7 @@ class DataLoader:
     """
 
     def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, transform=None,
-                 seed=0, device='cpu', prefetch=2):
+                 seed=0, device='cpu', prefetch=2, shard=None):
         for attr in ('images', 'labels'):
             if not hasattr(dataset, attr):
                 raise TypeError(f"DataLoader: the dataset ({type(dataset).__name__}) has no "
@@ -77,10 +85,16 @@ class DataLoader:
         self.transform = transform if transform is not None else ToFloat()
         self.seed = seed
         self.prefetch = prefetch
+        self.shard = _check_shard(shard)
         self.epoch = 0  # the epoch the next iter() uses
 
-    def __len__(self):
+    def _count(self):
+        """Images per epoch on this rank: all of them, or an equal share of them."""
         n = len(self.dataset)
+        return n if self.shard is None else n // self.shard[1]
+
+    def __len__(self):
+        n = self._count()
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def set_epoch(self, epoch):
@@ -98,6 +112,10 @@ class DataLoader:
         n = len(self.dataset)
         rng = self.rng(epoch) if rng is None else rng
         order = rng.permutation(n) if self.shuffle else np.arange(n)
+        if self.shard is not None:  # this rank's share: every world-th index from rank
+            rank, world = self.shard
+            order = order[:n - n % world][rank::world]
+            n = len(order)
         stop = len(self) * self.batch_size
         return [order[i:i + self.batch_size] for i in range(0, min(stop, n), self.batch_size)]
 
@@ -106,9 +124,24 @@ class DataLoader:
         return _Iterator(self, epoch)
 
     def __repr__(self):
+        shard = f", shard={self.shard}" if self.shard else ''
         return (f"DataLoader(len(dataset)={len(self.dataset)}, batch_size={self.batch_size}, "
                 f"shuffle={self.shuffle}, drop_last={self.drop_last}, seed={self.seed}, "
-                f"device={self.device!r}, prefetch={self.prefetch}, epoch={self.epoch})")
+                f"device={self.device!r}, prefetch={self.prefetch}, epoch={self.epoch}"
+                f"{shard})")
+
+
+def _check_shard(shard):
+    """None, or (rank, world) with 0 <= rank < world."""
+    if shard is None:
+        return None
+    if not (isinstance(shard, (tuple, list)) and len(shard) == 2):
+        raise ValueError(f"DataLoader: shard must be (rank, world), got {shard!r}")
+    world = check_int('DataLoader', 'shard world size', shard[1], 1)
+    rank = check_int('DataLoader', 'shard rank', shard[0], 0)
+    if rank >= world:
+        raise ValueError(f"DataLoader: shard rank must be in [0, {world}), got {rank}")
+    return rank, world
 
 
 def _produce(images, labels, batches, transform, rng, out, stop, epoch):
