@@ -15,7 +15,7 @@ import pytest
 import minidl
 import minidl.distributed as dist
 import minidl.functional as F
-from minidl.nn.syncbatchnorm import SyncBatchNorm
+from minidl.nn import SyncBatchNorm
 from helpers import rand
 from fakedata import write_cifar
 

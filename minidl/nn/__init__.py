@@ -6,3 +6,4 @@ from .layers import (AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, CrossEntropyLo
                      Softmax, Tanh)
 from .module import Module, Parameter, Sequential
 from .summary import summary
+from .syncbatchnorm import SyncBatchNorm
