@@ -241,3 +241,13 @@ def test_the_shards_of_ranks_together_are_the_global_batches_of_one_loader():
 def test_a_bad_shard_is_a_clear_error(shard, message):
     with pytest.raises(ValueError, match=message):
         DataLoader(Tiny(4), shard=shard)
+
+
+def test_each_rank_draws_its_own_augmentation():
+    data = Tiny(16, h=6, w=6)
+    data.images[...] = 200  # one flat grey: the zeros of RandomCrop's padding show the crop
+    ranks = [DataLoader(data, batch_size=8, transform=AUGMENT, shuffle=True, seed=1,
+                        shard=(r, 2)) for r in range(2)]
+    padding = [next(iter(loader))[0].numpy() == 0 for loader in ranks]
+    assert padding[0].any() and padding[1].any()
+    assert not np.array_equal(padding[0], padding[1])  # (a shared stream: equal crops)

@@ -18,9 +18,9 @@ Data parallelism (``minidl.distributed``): with ``shard=(rank, world)`` the load
 rank ``rank``'s share of every epoch: the epoch's permutation (the same on every rank),
 cut to a multiple of ``world``, then every ``world``-th index from position ``rank``. With
 ``batch_size`` = the global batch / world, the k-th batches of all ranks together are the
-k-th global batch one process would see. The augmentation stream is the epoch's generator
-on every rank, so rank r's i-th image of a batch gets the crop that every rank's i-th
-image gets: each image still gets a random crop.
+k-th global batch one process would see. Rank 0 draws its augmentation from the epoch's
+generator after the permutation, as one process does; rank r > 0 from its own generator
+``np.random.default_rng([seed, epoch, r])``, so the ranks' crops are independent.
 
 Overlap: gathering a batch's images and running the transforms happens on the host in one
 daemon thread that fills a ``queue.Queue(maxsize=prefetch)`` while the training loop
@@ -187,6 +187,8 @@ class _Iterator:
         self._stop = threading.Event()
         rng = loader.rng(epoch)
         batches = loader.batch_indices(epoch, rng)
+        if loader.shard is not None and loader.shard[0] > 0:  # each rank its own crops
+            rng = np.random.default_rng([loader.seed, epoch, loader.shard[0]])
         self._thread = threading.Thread(
             target=_produce, name=f"minidl-DataLoader-epoch{epoch}", daemon=True,
             args=(loader.dataset.images, loader.dataset.labels, batches, loader.transform,
