@@ -88,3 +88,53 @@ def as_strided(array, shape, strides):
     if get_array_module(array) is np:
         return np.lib.stride_tricks.as_strided(array, shape, strides, writeable=False)
     return _cupy.lib.stride_tricks.as_strided(array, shape, strides)
+
+
+# ----------------------------------------------------------------------------- NCCL
+# The all-reduce between GPUs of minidl.distributed (CuPy's bindings of NVIDIA's NCCL).
+# Written to the CuPy API; it runs only on machines with GPUs (see docs/distributed.md).
+def select_gpu(index):
+    """Make GPU ``index`` (modulo the number of GPUs) the current device, if there is one."""
+    if gpu_available():
+        _cupy.cuda.Device(index % _cupy.cuda.runtime.getDeviceCount()).use()
+
+
+def nccl_unique_id():
+    from cupy.cuda import nccl
+    return nccl.get_unique_id()
+
+
+def nccl_communicator(world, unique_id, rank):
+    from cupy.cuda import nccl
+    return nccl.NcclCommunicator(world, unique_id, rank)
+
+
+def _nccl_dtype(array):
+    from cupy.cuda import nccl
+    types = {'float16': nccl.NCCL_FLOAT16, 'float32': nccl.NCCL_FLOAT32,
+             'float64': nccl.NCCL_FLOAT64, 'int32': nccl.NCCL_INT32, 'int64': nccl.NCCL_INT64}
+    if array.dtype.name not in types:
+        raise TypeError(f"NCCL: no reduction for dtype {array.dtype}")
+    return types[array.dtype.name]
+
+
+def nccl_allreduce_sum_(communicator, array):
+    """array (contiguous, on the GPU) <- its sum over the ranks, queued on the current stream;
+    returns the stream (``gpu_wait`` waits for it)."""
+    from cupy.cuda import nccl
+    stream = _cupy.cuda.get_current_stream()
+    communicator.allReduce(array.data.ptr, array.data.ptr, array.size, _nccl_dtype(array),
+                           nccl.NCCL_SUM, stream.ptr)
+    return stream
+
+
+def nccl_broadcast_(communicator, array, root=0):
+    """array (contiguous, on the GPU) <- rank ``root``'s, queued on the current stream."""
+    stream = _cupy.cuda.get_current_stream()
+    communicator.bcast(array.data.ptr, array.size, _nccl_dtype(array), root, stream.ptr)
+    return stream
+
+
+def gpu_done(stream):
+    """True once everything queued on ``stream`` has run."""
+    return stream.done

@@ -221,9 +221,6 @@ def cmd_train(args):
     if world > 1 and cfg['batch_size'] % world:
         raise UsageError(f"--batch-size {cfg['batch_size']} is the global batch and must be "
                          f"divisible by the {world} ranks")
-    if world > 1 and cfg['device'] == 'cuda':
-        raise UsageError("several ranks on cuda need the NCCL all-reduce, which is not "
-                         "implemented yet: train on cpu, or with one process")
     random.manual_seed(cfg['seed'])
     train, test, train_loader, test_loader = build_data(cfg, rank, world)
     model = build_model(cfg, len(train.classes), train.images.shape[1]).to(cfg['device'])

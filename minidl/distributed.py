@@ -22,9 +22,10 @@ has the details and the cost model.
         dist.average_gradients(model.parameters())
         opt.step()
 
-Communication is mpi4py (``pip install -e '.[mpi]'``), on NumPy arrays: the gradients are
-packed into contiguous buckets and each bucket is summed by one ``Allreduce``, not one call
-per parameter. Every collective waits at most ``TIMEOUT`` seconds (``MINIDL_DIST_TIMEOUT``)
+Communication is mpi4py (``pip install -e '.[mpi]'``) for NumPy arrays and NCCL (through
+CuPy, GPU to GPU, one GPU per rank) for CuPy arrays: the gradients are packed into
+contiguous buckets and each bucket is summed by one all-reduce, not one call per
+parameter. (The NCCL path has not run on a GPU yet: see docs/distributed.md.) Every collective waits at most ``TIMEOUT`` seconds (``MINIDL_DIST_TIMEOUT``)
 for the other ranks; a rank that died makes the others stop with a message naming the
 operation, instead of hanging forever.
 """
@@ -47,6 +48,7 @@ _LAUNCHER_VARIABLES = ('OMPI_COMM_WORLD_SIZE', 'PMI_SIZE', 'PMIX_RANK', 'MPI_LOC
 
 class _World:
     comm = None   # mpi4py's COMM_WORLD, or None: a world of one process without MPI
+    nccl = None   # the NCCL communicator between the ranks' GPUs, made on first use
     rank = 0
     size = 1
 
@@ -67,6 +69,8 @@ def init():
                                "installed; pip install -e '.[mpi]'") from None
         _World.comm = MPI.COMM_WORLD
         _World.rank, _World.size = _World.comm.Get_rank(), _World.comm.Get_size()
+        local = os.environ.get('OMPI_COMM_WORLD_LOCAL_RANK') or os.environ.get('MPI_LOCALRANKID')
+        backend.select_gpu(int(local) if local else _World.rank)  # one GPU per rank
     return _World.size
 
 
@@ -86,10 +90,11 @@ def is_main():
 
 
 # ----------------------------------------------------------------------------- collectives
-def _wait(request, what):
-    """Wait for a non-blocking MPI request, at most TIMEOUT seconds, then abort the world."""
+def _wait(done, what):
+    """Wait until ``done()`` (a non-blocking MPI request's Test, or a GPU stream's), at most
+    TIMEOUT seconds; then abort the world with a message."""
     start, pause = time.monotonic(), 1e-5
-    while not request.Test():
+    while not done():
         if time.monotonic() - start > TIMEOUT:
             sys.stderr.write(f"minidl.distributed: rank {_World.rank} of {_World.size} waited "
                              f"{TIMEOUT:g} s for the other ranks in {what}; a rank has probably "
@@ -100,34 +105,43 @@ def _wait(request, what):
         pause = min(pause * 2, 1e-3)
 
 
-def _numpy_only(array, what):
-    if backend.on_gpu(array):
-        raise NotImplementedError(f"minidl.distributed.{what}: the all-reduce of CuPy arrays "
-                                  f"(NCCL) is not implemented yet; train on the CPU or with "
-                                  f"one process")
+def _nccl():
+    """The NCCL communicator (rank 0 makes the id and MPI hands it to the others)."""
+    if _World.nccl is None:
+        unique_id = backend.nccl_unique_id() if _World.rank == 0 else None
+        unique_id = _World.comm.bcast(unique_id, root=0)
+        _World.nccl = backend.nccl_communicator(_World.size, unique_id, _World.rank)
+    return _World.nccl
 
 
 def allreduce_(array, what='allreduce'):
-    """Sum ``array`` (a contiguous NumPy array) over all ranks, in place; returns it."""
+    """Sum ``array`` (contiguous) over all ranks, in place; returns it. NumPy arrays go
+    through MPI, CuPy arrays through NCCL, GPU to GPU."""
     if _World.size > 1:
-        _numpy_only(array, what)
-        from mpi4py import MPI
-        _wait(_World.comm.Iallreduce(MPI.IN_PLACE, array, op=MPI.SUM), what)
+        if backend.on_gpu(array):
+            stream = backend.nccl_allreduce_sum_(_nccl(), array)
+            _wait(lambda: backend.gpu_done(stream), what)
+        else:
+            from mpi4py import MPI
+            _wait(_World.comm.Iallreduce(MPI.IN_PLACE, array, op=MPI.SUM).Test, what)
     return array
 
 
 def broadcast_(array, what='broadcast'):
-    """Overwrite ``array`` (a contiguous NumPy array) with rank 0's, in place; returns it."""
+    """Overwrite ``array`` (contiguous) with rank 0's, in place; returns it."""
     if _World.size > 1:
-        _numpy_only(array, what)
-        _wait(_World.comm.Ibcast(array, root=0), what)
+        if backend.on_gpu(array):
+            stream = backend.nccl_broadcast_(_nccl(), array)
+            _wait(lambda: backend.gpu_done(stream), what)
+        else:
+            _wait(_World.comm.Ibcast(array, root=0).Test, what)
     return array
 
 
 def barrier(what='barrier'):
     """Wait until every rank has reached this point (at most TIMEOUT seconds)."""
     if _World.size > 1:
-        _wait(_World.comm.Ibarrier(), what)
+        _wait(_World.comm.Ibarrier().Test, what)
 
 
 def gather_object(obj):
@@ -142,9 +156,11 @@ def gather_object(obj):
 def broadcast_parameters(module):
     """Copy rank 0's parameters and buffers (running statistics) to every rank."""
     for name, p in module.named_parameters():
-        p.data[...] = broadcast_(np.ascontiguousarray(p.data), f"broadcast of {name}")
+        xp = backend.get_array_module(p.data)
+        p.data[...] = broadcast_(xp.ascontiguousarray(p.data), f"broadcast of {name}")
     for name, b in module.named_buffers():
-        b[...] = broadcast_(np.ascontiguousarray(b), f"broadcast of {name}")
+        b[...] = broadcast_(backend.get_array_module(b).ascontiguousarray(b),
+                            f"broadcast of {name}")
 
 
 # ----------------------------------------------------------------------------- gradients
@@ -177,7 +193,8 @@ def average_gradients(params, bucket_bytes=None):
     allreduce_(has_grad, 'the all-reduce of which parameters have gradients')
     params = [p for p, flag in zip(params, has_grad) if flag]
     for bucket in _buckets(params, bucket_bytes or BUCKET_BYTES):
-        flat = np.concatenate([np.zeros(p.data.size, p.dtype) if p.grad is None
+        xp = backend.get_array_module(bucket[0].data)
+        flat = xp.concatenate([xp.zeros(p.data.size, p.dtype) if p.grad is None
                                else p.grad.data.reshape(-1) for p in bucket])
         allreduce_(flat, f"the gradient all-reduce ({len(bucket)} parameters)")
         flat /= _World.size
@@ -219,14 +236,16 @@ class SyncBatchNormFunction(Function):
 
     def forward(self, x, *params):
         shape, c = _channel_shape(x.ndim, x.shape[1]), x.shape[1]
-        sums = allreduce_(np.concatenate([_per_channel(x).sum(axis=(0, 2)), [x.size // c]])
-                          .astype(np.float64), 'SyncBatchNorm (mean)')
+        xp = backend.get_array_module(x)
+        sums = allreduce_(xp.concatenate([_per_channel(x).sum(axis=(0, 2)).astype(np.float64),
+                                          xp.full(1, x.size // c, np.float64)]),
+                          'SyncBatchNorm (mean)')
         self.n = sums[-1]
         mean = (sums[:c] / self.n).astype(x.dtype)
         centred = x - mean.reshape(shape)
-        var = allreduce_(np.asarray(_channel_dot(centred, centred), np.float64),
+        var = allreduce_(_channel_dot(centred, centred).astype(np.float64),
                          'SyncBatchNorm (variance)') / self.n
-        inv_std = (1.0 / np.sqrt(var + self.eps)).astype(x.dtype)
+        inv_std = (1.0 / xp.sqrt(var + self.eps)).astype(x.dtype)
         scale = inv_std * params[0] if self.has_weight else inv_std
         y = centred * scale.reshape(shape)
         if self.has_bias:
@@ -240,7 +259,8 @@ class SyncBatchNormFunction(Function):
         centred = x.data - self.mean.reshape(shape)
         gbias = _per_channel(gy.data).sum(axis=(0, 2))
         gweight = _channel_dot(gy.data, centred) * self.inv_std
-        total = allreduce_(np.concatenate([gbias, gweight]).astype(np.float64),
+        xp = backend.get_array_module(gbias)
+        total = allreduce_(xp.concatenate([gbias, gweight]).astype(np.float64),
                            'SyncBatchNorm (backward sums)')
         f = self.inv_std / self.n * (params[0].data if self.has_weight else 1)
         gx = centred * (-f * self.inv_std * total[c:]).reshape(shape).astype(x.dtype)
