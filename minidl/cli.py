@@ -344,6 +344,9 @@ def cmd_graph(args):
     folder = os.path.dirname(os.path.abspath(args.out))
     if not os.path.isdir(folder):
         raise UsageError(f"--out: directory {folder!r} does not exist")
+    if os.path.isdir(args.out) or os.path.splitext(args.out)[1].lower() not in (
+            '.svg', '.png', '.pdf', '.dot'):
+        raise UsageError(f"--out must name a .svg, .png, .pdf or .dot file, got {args.out!r}")
     model = models.build(args.model)
     size = models.INPUT_SIZE.get(args.model, 32)
     x = Tensor(np.random.default_rng(0).standard_normal(

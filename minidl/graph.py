@@ -104,6 +104,9 @@ def write(dot, path):
     .dot. Returns (path written, a hint or None). Atomic: no half-written file is left."""
     stem, suffix = os.path.splitext(path)
     fmt = suffix.lstrip('.').lower()
+    if fmt not in ('svg', 'png', 'pdf', 'dot'):
+        raise ValueError(f"graph.write: the path must end in .svg, .png, .pdf or .dot, got "
+                         f"{path!r}")
     if fmt in ('svg', 'png', 'pdf') and shutil.which('dot'):
         rendered = subprocess.run(['dot', f'-T{fmt}'], input=dot.encode(), capture_output=True,
                                   check=True).stdout

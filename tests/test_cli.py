@@ -370,6 +370,8 @@ def test_a_quick_study_writes_its_result_and_prints_a_verdict(data, tmp_path):
      "directory '/no/such/dir' does not exist"),
     (('graph', '--model', 'alexnet-cifar', '--out', 'g.dot', '--batch', '0'),
      '--batch must be a positive integer, got 0'),
+    (('graph', '--model', 'alexnet-cifar', '--out', '.'), "must name a .svg, .png, .pdf or .dot"),
+    (('graph', '--model', 'alexnet-cifar', '--out', 'g.txt'), "got 'g.txt'"),
 ])
 def test_bad_study_and_graph_requests_are_one_line_errors(argv, phrase, tmp_path):
     assert_one_line_error(minidl_command(*argv, cwd=tmp_path), phrase)
