@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import backend
 from .. import functional as F
 from .. import optim, random
 from ..files import atomic_write
@@ -71,6 +72,7 @@ class Context:
         ``stop(history)`` may end training early (e.g. once a target error is reached)."""
         x, t, x_test, t_test = data
         batch_size = min(batch_size, len(x))  # (tiny subsets in tests)
+        model.to(self.device)
         random.manual_seed(seed)
         rng = np.random.default_rng(seed)
         opt = optim.SGD(model.parameters(), lr=lr, momentum=momentum,
@@ -83,13 +85,14 @@ class Context:
             for k in range(0, len(x) - batch_size + 1, batch_size):
                 idx = order[k:k + batch_size]
                 xb = x[idx][..., ::-1] if flip and epoch % 2 else x[idx]
-                logits = model(Tensor(np.ascontiguousarray(xb)))
-                loss = F.cross_entropy(logits, t[idx])
+                target = backend.to_device(t[idx], self.device)
+                logits = model(Tensor(backend.to_device(np.ascontiguousarray(xb), self.device)))
+                loss = F.cross_entropy(logits, target)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
                 loss_sum += loss.item() * len(idx)
-                wrong += int((logits.data.argmax(axis=1) != t[idx]).sum())
+                wrong += int((logits.data.argmax(axis=1) != target).sum())
             seen = (len(x) // batch_size) * batch_size
             history.append({'epoch': epoch + 1, 'train_loss': loss_sum / seen,
                             'train_error': wrong / seen,
@@ -99,15 +102,15 @@ class Context:
                 break
         return history
 
-    @staticmethod
-    def error(model, x, t, batch_size=500):
+    def error(self, model, x, t, batch_size=500):
         """The fraction of ``x`` that ``model`` (in eval mode) classifies wrongly."""
         model.eval()
         wrong = 0
         with no_grad():
             for k in range(0, len(x), batch_size):
-                logits = model(Tensor(x[k:k + batch_size]))
-                wrong += int((logits.data.argmax(axis=1) != t[k:k + batch_size]).sum())
+                logits = model(Tensor(backend.to_device(x[k:k + batch_size], self.device)))
+                predicted = backend.to_numpy(logits.data.argmax(axis=1))
+                wrong += int((predicted != t[k:k + batch_size]).sum())
         return wrong / max(len(x), 1)
 
     def plot_lines(self, filename, series, xlabel, ylabel, title, hline=None, log=False):
