@@ -3,10 +3,7 @@ import numpy as np
 
 from .. import functional as F
 from .. import nn
-from .base import compare, describe, study
-
-# (training images, test images, epochs) of the comparisons over seeds
-SIZES = {'quick': (200, 100, 1), 'default': (5000, 2000, 8)}
+from .base import change, compare, describe, sizes, study
 
 
 def four_layer_cnn(activation='relu', lrn=False, pool=(3, 2), hidden=None, dropout=0.0):
@@ -85,10 +82,6 @@ def relu_vs_tanh(ctx):
             'curves': curves, 'verdict': verdict}
 
 
-def _sizes(ctx):
-    return SIZES['quick' if ctx.quick else 'default']
-
-
 def _paper_and_pytorch_alpha_agree():
     """max |ours(alpha) - PyTorch's formula(alpha * size)| on random input: PyTorch divides
     its alpha by size (it averages the squares), so the two are one function."""
@@ -107,17 +100,14 @@ def _paper_and_pytorch_alpha_agree():
        source='AlexNet paper, section 3.3',
        paper={'cifar_test_error_without': 0.13, 'cifar_test_error_with': 0.11})
 def lrn(ctx):
-    n_train, n_test, epochs = _sizes(ctx)
+    n_train, n_test, epochs = sizes(ctx)
     data = ctx.cifar(n_train, n_test)
     results = compare(ctx, {'no LRN': lambda: four_layer_cnn(),
                             'LRN': lambda: four_layer_cnn(lrn=True)}, data, epochs, 0.01)
     diff = _paper_and_pytorch_alpha_agree()
-    delta = results['no LRN']['test_error']['mean'] - results['LRN']['test_error']['mean']
-    spread = max(results[k]['test_error']['std'] for k in results)
+    _, text = change(results, 'no LRN', 'LRN')
     verdict = (f"Test error {describe(results, 'no LRN', 'LRN')} ({n_train} training images, "
-               f"{epochs} epochs, {ctx.seeds} seeds): LRN "
-               f"{'lowered' if delta > 0 else 'did not lower'} it by {delta:+.3f}"
-               f"{' (within the spread over seeds)' if abs(delta) <= spread else ''}; the "
+               f"{epochs} epochs, {ctx.seeds} seeds): LRN changed it by {text}; the "
                f"paper: 0.02 lower, after training on all 50,000 images to convergence. The "
                f"paper's alpha and PyTorch's alpha * size give the same function (max "
                f"difference {diff:.1e}).")
@@ -130,18 +120,16 @@ def lrn(ctx):
        source='AlexNet paper, section 3.4',
        paper={'top1_error_reduction': 0.004, 'top5_error_reduction': 0.003})
 def overlapping_pooling(ctx):
-    n_train, n_test, epochs = _sizes(ctx)
+    n_train, n_test, epochs = sizes(ctx)
     data = ctx.cifar(n_train, n_test)
     results = compare(ctx, {'pool 2/2': lambda: four_layer_cnn(pool=(2, 2)),
                             'pool 3/2': lambda: four_layer_cnn(pool=(3, 2))},
                       data, epochs, 0.01)
-    delta = results['pool 3/2']['test_error']['mean'] - results['pool 2/2']['test_error']['mean']
-    spread = max(results[k]['test_error']['std'] for k in results)
+    _, text = change(results, 'pool 2/2', 'pool 3/2')
     verdict = (f"Test error {describe(results, 'pool 2/2', 'pool 3/2')}, train-test gap "
                f"{describe(results, 'pool 2/2', 'pool 3/2', 'gap')}: overlapping pooling "
-               f"changed the test error by {delta:+.3f}"
-               f"{' (within the spread over seeds)' if abs(delta) <= spread else ''}; the "
-               f"paper: -0.004 top-1 on ImageNet, after full training.")
+               f"changed the test error by {text}; the paper: -0.004 top-1 on ImageNet, "
+               f"after full training.")
     return {'results': results, 'verdict': verdict}
 
 

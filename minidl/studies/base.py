@@ -161,6 +161,20 @@ def compare(ctx, variants, data, epochs, lr, **train_options):
     return results
 
 
+def sizes(ctx):
+    """(training images, test images, epochs) of a comparison over seeds."""
+    return (200, 100, 1) if ctx.quick else (5000, 2000, 8)
+
+
+def change(results, before, after):
+    """(mean test error of ``after`` minus ``before``, that as text, flagged when it is
+    within the spread over seeds)."""
+    delta = results[after]['test_error']['mean'] - results[before]['test_error']['mean']
+    spread = max(results[k]['test_error']['std'] for k in (before, after))
+    return delta, f"{delta:+.3f}" + (' (within the spread over seeds)' if abs(delta) <= spread
+                                     else '')
+
+
 def describe(results, a, b, what='test_error'):
     """'a: 0.412 +- 0.010 against b: 0.398 +- 0.012' for the verdicts."""
     return ' against '.join(f"{k}: {results[k][what]['mean']:.3f} +- {results[k][what]['std']:.3f}"

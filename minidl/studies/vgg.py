@@ -2,7 +2,7 @@
 versions of its configurations (a full-width VGG trains too slowly on a laptop CPU)."""
 from .. import nn
 from ..nn.summary import summary
-from .base import compare, describe, study
+from .base import change, compare, describe, sizes, study
 
 NARROW = 8  # channels divided by this: VGG-A's 64..512 become 8..64
 
@@ -35,27 +35,21 @@ CONFIG_A = [64, 'M', 128, 'M', 256, 256, 'M', 512, 512, 'M', 512, 512, 'M']
 CONFIG_B = [64, 64, 'M', 128, 128, 'M', 256, 256, 'M', 512, 512, 'M', 512, 512, 'M']
 
 
-def _sizes(ctx):
-    return (200, 100, 1) if ctx.quick else (5000, 2000, 8)
-
-
 @study('vgg-lrn',
        claim='Local response normalisation does not improve VGG model A (A: 29.6% top-1 '
              'error, A-LRN: 29.7%).',
        source='VGG paper, section 4.1 and Table 3',
        paper={'top1_error_A': 0.296, 'top1_error_A_LRN': 0.297})
 def vgg_lrn(ctx):
-    n_train, n_test, epochs = _sizes(ctx)
+    n_train, n_test, epochs = sizes(ctx)
     data = ctx.cifar(n_train, n_test)
     results = compare(ctx, {'A': lambda: narrow_vgg(CONFIG_A),
                             'A-LRN': lambda: narrow_vgg(CONFIG_A, lrn=True)},
                       data, epochs, 0.02)
-    delta = results['A-LRN']['test_error']['mean'] - results['A']['test_error']['mean']
-    spread = max(results[k]['test_error']['std'] for k in results)
+    _, text = change(results, 'A', 'A-LRN')
     verdict = (f"Test error {describe(results, 'A', 'A-LRN')} (VGG-A at 1/{NARROW} width, "
                f"{n_train} images, {epochs} epochs, {ctx.seeds} seeds): LRN changed it by "
-               f"{delta:+.3f}{' (within the spread over seeds)' if abs(delta) <= spread else ''}"
-               f"; the paper: +0.001, i.e. no improvement.")
+               f"{text}; the paper: +0.001, i.e. no improvement.")
     return {'results': results, 'verdict': verdict}
 
 
@@ -79,17 +73,16 @@ def small_kernels(ctx):
     three = _weights(nn.Conv2d(c, c, 3, padding=1), nn.ReLU(), nn.Conv2d(c, c, 3, padding=1),
                      nn.ReLU(), nn.Conv2d(c, c, 3, padding=1))
     one = _weights(nn.Conv2d(c, c, 7, padding=3))
-    n_train, n_test, epochs = _sizes(ctx)
+    n_train, n_test, epochs = sizes(ctx)
     data = ctx.cifar(n_train, n_test)
     results = compare(ctx, {'B (3x3 pairs)': lambda: narrow_vgg(CONFIG_B),
                             'B with 5x5': lambda: narrow_vgg(CONFIG_B, pair_as_5x5=True)},
                       data, epochs, 0.02)
-    delta = results['B with 5x5']['test_error']['mean'] - \
-        results['B (3x3 pairs)']['test_error']['mean']
+    _, text = change(results, 'B (3x3 pairs)', 'B with 5x5')
     verdict = (f"For C = {c} channels, three 3x3 layers have {three:,} weights = "
                f"{three // c ** 2}C^2 and one 7x7 {one:,} = {one // c ** 2}C^2, as the paper "
                f"says. Test error {describe(results, 'B (3x3 pairs)', 'B with 5x5')}: the 5x5 "
-               f"net's error is {delta:+.3f} higher (the paper: +0.07 top-1 on ImageNet, with "
+               f"net's error changed by {text} (the paper: +0.07 top-1 on ImageNet, with "
                f"full widths and training).")
     return {'weights_three_3x3': three, 'weights_one_7x7': one, 'channels': c,
             'results': results, 'verdict': verdict}
