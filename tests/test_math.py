@@ -74,6 +74,25 @@ OPS = {
     'pad_last_two_value': (lambda a: F.pad(a, (1, 0, 2, 1), value=0.5),
                            lambda a: torch.nn.functional.pad(a, (1, 0, 2, 1), value=0.5),
                            [(2, 3, 4)], False),
+    'pad_crop': (lambda a: F.pad(a, (-1, 2, 1, -2), value=0.5),
+                 lambda a: torch.nn.functional.pad(a, (-1, 2, 1, -2), value=0.5),
+                 [(2, 3, 4)], False),
+    'pad_reflect_1d': (lambda a: F.pad(a, (3, 2), mode='reflect'),
+                       lambda a: torch.nn.functional.pad(a, (3, 2), mode='reflect'),
+                       [(2, 4)], False),
+    'pad_reflect_2d': (lambda a: F.pad(a, (1, 2, 2, 0), mode='reflect'),
+                       lambda a: torch.nn.functional.pad(a, (1, 2, 2, 0), mode='reflect'),
+                       [(1, 2, 3, 4)], False),
+    'pad_replicate_2d': (lambda a: F.pad(a, (3, 1, 0, 4), mode='replicate'),
+                         lambda a: torch.nn.functional.pad(a, (3, 1, 0, 4), mode='replicate'),
+                         [(2, 3, 2)], False),
+    'pad_replicate_3d': (lambda a: F.pad(a, (1, 0, 0, 2, 1, 1), mode='replicate'),
+                         lambda a: torch.nn.functional.pad(a, (1, 0, 0, 2, 1, 1),
+                                                           mode='replicate'),
+                         [(1, 1, 2, 3, 2)], False),
+    'pad_circular_2d': (lambda a: F.pad(a, (4, 1, 2, 3), mode='circular'),
+                        lambda a: torch.nn.functional.pad(a, (4, 1, 2, 3), mode='circular'),
+                        [(1, 2, 3, 4)], False),
     'relu': (F.relu, torch.relu if torch else None, [(3, 4)], False),
     'tanh': (F.tanh, torch.tanh if torch else None, [(3, 4)], False),
     'sigmoid': (F.sigmoid, torch.sigmoid if torch else None, [(3, 4)], False),
@@ -185,6 +204,19 @@ def test_float32_stays_float32_through_every_elementwise_op(device):
     (lambda: F.softmax(rand(2, 3), axis=3), r"softmax: axis 3 .*\(2, 3\)"),
     (lambda: F.concat([rand(2, 3), rand(3, 4)], axis=1), r"concat: shapes"),
     (lambda: F.pad(rand(2, 3), (1,)), r"pad: .*\(2, 3\)"),
+    (lambda: F.pad(rand(2, 3), (-2, -2)), r"pad: widths \(-2, -2\) crop axis 1 .*\(2, 3\)"),
+    (lambda: F.pad(rand(2, 3), (1, 1), mode='wrap'), r"pad: mode must be one of .*'wrap'"),
+    (lambda: F.pad(rand(2, 3), (1, 1), 'reflect', 1.0), r"pad: mode 'reflect' takes no value"),
+    (lambda: F.pad(rand(1, 2, 3), (3, 0), mode='reflect'),
+     r"pad: mode 'reflect' needs widths below its length 3 .*axis 2.*\(3, 0\)"),
+    (lambda: F.pad(rand(2, 3), (4, 0), mode='circular'),
+     r"pad: mode 'circular' needs widths at most its length 3 .*got \(4, 0\)"),
+    (lambda: F.pad(rand(2, 3), (-1, 0), mode='replicate'),
+     r"pad: mode 'replicate' needs widths non-negative .*got \(-1, 0\)"),
+    (lambda: F.pad(rand(3), (1, 1), mode='replicate'),
+     r"pad: mode 'replicate' pads the last 1, 2 or 3 axes .*2-d or 3-d tensor, got shape \(3,\)"),
+    (lambda: F.pad(rand(2, 3, 4), (1, 1, 1, 1, 1, 1), mode='circular'),
+     r"pad: mode 'circular' .*4-d or 5-d tensor, got shape \(2, 3, 4\)"),
     (lambda: rand(2, 3)[5], r"getitem: .*\(2, 3\)"),
     (lambda: F.mse_loss(rand(2, 3), rand(3, 2)), r"mse_loss: .*\(2, 3\).*\(3, 2\)"),
 ])
@@ -359,3 +391,23 @@ def test_max_and_flatten_of_empty_tensors_keep_the_other_axes(device):
     x = minidl.tensor(np.zeros((0, 3, 4)), dtype=np.float64, device=device)
     assert x.max(axis=1).shape == tuple(torch.zeros(0, 3, 4).amax(1).shape) == (0, 4)
     assert F.flatten(x).shape == tuple(torch.flatten(torch.zeros(0, 3, 4), 1).shape) == (0, 12)
+
+
+# ----------------------------------------------------------------------------- pad modes
+def test_pad_modes_read_the_source_positions(device):
+    x = minidl.tensor(np.array([[1.0, 2.0, 3.0]]), device=device)
+    assert F.pad(x, (2, 1), mode='reflect').numpy().tolist() == [[3, 2, 1, 2, 3, 2]]
+    assert F.pad(x, (2, 1), mode='replicate').numpy().tolist() == [[1, 1, 1, 2, 3, 3]]
+    assert F.pad(x, (2, 1), mode='circular').numpy().tolist() == [[2, 3, 1, 2, 3, 1]]
+    assert F.pad(x, (-1, 1), value=7).numpy().tolist() == [[2, 3, 7]]
+
+
+def test_pad_replicate_gradient_piles_up_on_the_edge(device):
+    x = minidl.tensor(np.zeros((1, 3)), requires_grad=True, device=device)
+    F.pad(x, (2, 1), mode='replicate').sum().backward()
+    assert x.grad.numpy().tolist() == [[3, 1, 2]]
+
+
+def test_pad_value_as_third_positional_argument_still_works(device):
+    x = rand(2, 3, device=device)
+    assert np.array_equal(F.pad(x, (1, 1), 0.5).numpy(), F.pad(x, (1, 1), value=0.5).numpy())
