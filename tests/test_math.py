@@ -436,7 +436,7 @@ def test_pad_value_as_third_positional_argument_still_works(device):
     assert np.array_equal(F.pad(x, (1, 1), 0.5).numpy(), F.pad(x, (1, 1), value=0.5).numpy())
 
 
-# ----------------------------------------------------------------------------- alpha, rounding, argmax
+# ----------------------------------------------------------------------------- alpha, rounding
 def test_add_and_sub_alpha_scale_the_second_operand(device):
     a, b = rand(3, device=device), rand(3, seed=1, device=device)
     np.testing.assert_allclose(F.add(a, b, alpha=2).numpy(), a.numpy() + 2 * b.numpy())
