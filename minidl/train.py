@@ -166,7 +166,7 @@ class Trainer:
         """Forward, loss, backward, update. Returns (loss, number correct) as Python numbers;
         reading the loss is the step's one host synchronisation."""
         logits = self.model(x)
-        loss = softmax_cross_entropy(logits, y, self.label_smoothing)
+        loss = softmax_cross_entropy(logits, y, label_smoothing=self.label_smoothing)
         value = loss.item()
         diverged, self._stop = not math.isfinite(value), self.stop_requested
         if self.world > 1:  # every rank must take the same decision at the same step

@@ -16,7 +16,18 @@ OPS = {
     'sub_broadcast': (lambda a, b: a - b, lambda a, b: a - b, [(4, 1), (1, 5)], False),
     'rsub_scalar': (lambda a: 1 - a, lambda a: 1 - a, [(2, 3)], False),
     'mul_broadcast': (lambda a, b: a * b, lambda a, b: a * b, [(2, 3, 4), (4,)], False),
+    'add_alpha': (lambda a, b: F.add(a, b, alpha=-2.5), lambda a, b: torch.add(a, b, alpha=-2.5),
+                  [(2, 3, 4), (3, 1)], False),
+    'sub_alpha': (lambda a, b: F.sub(a, b, alpha=3), lambda a, b: torch.sub(a, b, alpha=3),
+                  [(4, 1), (1, 5)], False),
     'div': (lambda a, b: a / b, lambda a, b: a / b, [(3, 4), (3, 4)], True),
+    # piecewise constant: the gradient is zero (inputs away from the jumps: |a/b| < 3)
+    'div_trunc': (lambda a, b: F.div(a * 5, b, rounding_mode='trunc'),
+                  lambda a, b: torch.div(a * 5, b, rounding_mode='trunc'), [(3, 4), (4,)],
+                  False),
+    'div_floor': (lambda a, b: F.div(a * 5, b, rounding_mode='floor'),
+                  lambda a, b: torch.div(a * 5, b, rounding_mode='floor'), [(3, 4), (4,)],
+                  True),
     'rdiv_scalar': (lambda a: 2 / a, lambda a: 2 / a, [(5,)], True),
     'neg': (lambda a: -a, lambda a: -a, [(3, 2)], False),
     'pow_scalar': (lambda a: a ** 3, lambda a: a ** 3, [(3, 4)], False),
@@ -74,6 +85,25 @@ OPS = {
     'pad_last_two_value': (lambda a: F.pad(a, (1, 0, 2, 1), value=0.5),
                            lambda a: torch.nn.functional.pad(a, (1, 0, 2, 1), value=0.5),
                            [(2, 3, 4)], False),
+    'pad_crop': (lambda a: F.pad(a, (-1, 2, 1, -2), value=0.5),
+                 lambda a: torch.nn.functional.pad(a, (-1, 2, 1, -2), value=0.5),
+                 [(2, 3, 4)], False),
+    'pad_reflect_1d': (lambda a: F.pad(a, (3, 2), mode='reflect'),
+                       lambda a: torch.nn.functional.pad(a, (3, 2), mode='reflect'),
+                       [(2, 4)], False),
+    'pad_reflect_2d': (lambda a: F.pad(a, (1, 2, 2, 0), mode='reflect'),
+                       lambda a: torch.nn.functional.pad(a, (1, 2, 2, 0), mode='reflect'),
+                       [(1, 2, 3, 4)], False),
+    'pad_replicate_2d': (lambda a: F.pad(a, (3, 1, 0, 4), mode='replicate'),
+                         lambda a: torch.nn.functional.pad(a, (3, 1, 0, 4), mode='replicate'),
+                         [(2, 3, 2)], False),
+    'pad_replicate_3d': (lambda a: F.pad(a, (1, 0, 0, 2, 1, 1), mode='replicate'),
+                         lambda a: torch.nn.functional.pad(a, (1, 0, 0, 2, 1, 1),
+                                                           mode='replicate'),
+                         [(1, 1, 2, 3, 2)], False),
+    'pad_circular_2d': (lambda a: F.pad(a, (4, 1, 2, 3), mode='circular'),
+                        lambda a: torch.nn.functional.pad(a, (4, 1, 2, 3), mode='circular'),
+                        [(1, 2, 3, 4)], False),
     'relu': (F.relu, torch.relu if torch else None, [(3, 4)], False),
     'tanh': (F.tanh, torch.tanh if torch else None, [(3, 4)], False),
     'sigmoid': (F.sigmoid, torch.sigmoid if torch else None, [(3, 4)], False),
@@ -185,11 +215,36 @@ def test_float32_stays_float32_through_every_elementwise_op(device):
     (lambda: F.softmax(rand(2, 3), axis=3), r"softmax: axis 3 .*\(2, 3\)"),
     (lambda: F.concat([rand(2, 3), rand(3, 4)], axis=1), r"concat: shapes"),
     (lambda: F.pad(rand(2, 3), (1,)), r"pad: .*\(2, 3\)"),
+    (lambda: F.add(rand(2), rand(2), alpha='2'), r"add: alpha must be a number, got '2'"),
+    (lambda: F.sub(rand(2), rand(2), alpha=None), r"sub: alpha must be a number, got None"),
+    (lambda: F.add(minidl.tensor(np.array([1, 2])), np.array([3, 4]), alpha=0.5),
+     r"add: alpha must be an int for int64 and int64 tensors .*got 0.5"),
+    (lambda: F.div(rand(2), rand(2), rounding_mode='round'),
+     r"div: rounding_mode must be one of \(None, 'trunc', 'floor'\), got 'round'"),
+    (lambda: F.div(minidl.tensor(np.array([1, 2])), np.array([1, 0]),
+                          rounding_mode='floor'),
+     r"div: integer division by zero \(rounding_mode='floor'\)"),
+    (lambda: F.argmax(rand(2, 3), 1, keepdims='yes'), r"argmax: keepdims must be a bool"),
+    (lambda: F.argmax(rand(2, 3), 1, keepdims=True, keepdim=False),
+     r"argmax: keepdims=True and keepdim=False disagree"),
+    (lambda: F.pad(rand(2, 3), (-2, -2)), r"pad: widths \(-2, -2\) crop axis 1 .*\(2, 3\)"),
+    (lambda: F.pad(rand(2, 3), (1, 1), mode='wrap'), r"pad: mode must be one of .*'wrap'"),
+    (lambda: F.pad(rand(2, 3), (1, 1), 'reflect', 1.0), r"pad: mode 'reflect' takes no value"),
+    (lambda: F.pad(rand(1, 2, 3), (3, 0), mode='reflect'),
+     r"pad: mode 'reflect' needs widths below its length 3 .*axis 2.*\(3, 0\)"),
+    (lambda: F.pad(rand(2, 3), (4, 0), mode='circular'),
+     r"pad: mode 'circular' needs widths at most its length 3 .*got \(4, 0\)"),
+    (lambda: F.pad(rand(2, 3), (-1, 0), mode='replicate'),
+     r"pad: mode 'replicate' needs widths non-negative .*got \(-1, 0\)"),
+    (lambda: F.pad(rand(3), (1, 1), mode='replicate'),
+     r"pad: mode 'replicate' pads the last 1, 2 or 3 axes .*2-d or 3-d tensor, got shape \(3,\)"),
+    (lambda: F.pad(rand(2, 3, 4), (1, 1, 1, 1, 1, 1), mode='circular'),
+     r"pad: mode 'circular' .*4-d or 5-d tensor, got shape \(2, 3, 4\)"),
     (lambda: rand(2, 3)[5], r"getitem: .*\(2, 3\)"),
     (lambda: F.mse_loss(rand(2, 3), rand(3, 2)), r"mse_loss: .*\(2, 3\).*\(3, 2\)"),
 ])
 def test_bad_input_names_the_op_and_shapes(call, pattern):
-    with pytest.raises((ValueError, IndexError), match=pattern):
+    with pytest.raises((ValueError, IndexError, ZeroDivisionError), match=pattern):
         call()
 
 
@@ -359,3 +414,62 @@ def test_max_and_flatten_of_empty_tensors_keep_the_other_axes(device):
     x = minidl.tensor(np.zeros((0, 3, 4)), dtype=np.float64, device=device)
     assert x.max(axis=1).shape == tuple(torch.zeros(0, 3, 4).amax(1).shape) == (0, 4)
     assert F.flatten(x).shape == tuple(torch.flatten(torch.zeros(0, 3, 4), 1).shape) == (0, 12)
+
+
+# ----------------------------------------------------------------------------- pad modes
+def test_pad_modes_read_the_source_positions(device):
+    x = minidl.tensor(np.array([[1.0, 2.0, 3.0]]), device=device)
+    assert F.pad(x, (2, 1), mode='reflect').numpy().tolist() == [[3, 2, 1, 2, 3, 2]]
+    assert F.pad(x, (2, 1), mode='replicate').numpy().tolist() == [[1, 1, 1, 2, 3, 3]]
+    assert F.pad(x, (2, 1), mode='circular').numpy().tolist() == [[2, 3, 1, 2, 3, 1]]
+    assert F.pad(x, (-1, 1), value=7).numpy().tolist() == [[2, 3, 7]]
+
+
+def test_pad_replicate_gradient_piles_up_on_the_edge(device):
+    x = minidl.tensor(np.zeros((1, 3)), requires_grad=True, device=device)
+    F.pad(x, (2, 1), mode='replicate').sum().backward()
+    assert x.grad.numpy().tolist() == [[3, 1, 2]]
+
+
+def test_pad_value_as_third_positional_argument_still_works(device):
+    x = rand(2, 3, device=device)
+    assert np.array_equal(F.pad(x, (1, 1), 0.5).numpy(), F.pad(x, (1, 1), value=0.5).numpy())
+
+
+# ----------------------------------------------------------------------------- alpha, rounding
+def test_add_and_sub_alpha_scale_the_second_operand(device):
+    a, b = rand(3, device=device), rand(3, seed=1, device=device)
+    np.testing.assert_allclose(F.add(a, b, alpha=2).numpy(), a.numpy() + 2 * b.numpy())
+    np.testing.assert_allclose(F.sub(a, b, alpha=0.5).numpy(), a.numpy() - 0.5 * b.numpy())
+
+
+def test_integer_add_alpha_stays_integer(device):
+    out = F.add(minidl.tensor(np.array([1, 2]), device=device),
+                minidl.tensor(np.array([3, 4]), device=device), alpha=-2)
+    assert out.dtype == np.int64 and out.numpy().tolist() == [-5, -6]
+
+
+@pytest.mark.parametrize('mode, expected', [('trunc', [3, -3, -3, 3, 0]),
+                                            ('floor', [3, -4, -4, 3, 0])])
+def test_div_rounding_of_integers_is_exact_and_integer(mode, expected, device):
+    a = minidl.tensor(np.array([7, -7, 7, -7, 0]), device=device)
+    b = minidl.tensor(np.array([2, 2, -2, -2, 3]), device=device)
+    out = F.div(a, b, rounding_mode=mode)
+    assert out.dtype == np.int64 and out.numpy().tolist() == expected
+    assert F.div(a.double(), b.double(), rounding_mode=mode).numpy().tolist() == expected
+
+
+def test_div_rounding_gives_a_zero_gradient(device):
+    a, b = rand(3, device=device), rand(3, seed=1, low=0.5, device=device)
+    F.div(a, b, rounding_mode='floor').sum().backward()
+    assert (a.grad.numpy() == 0).all() and (b.grad.numpy() == 0).all()
+
+
+@requires_torch
+@pytest.mark.parametrize('axis', [None, 0, -1])
+@pytest.mark.parametrize('keep', [False, True])
+def test_argmax_keepdims_and_torch_keepdim_match_torch(axis, keep, device):
+    x = rand(3, 4, 2, requires_grad=False, device=device)
+    expected = torch.argmax(torch.tensor(x.numpy()), dim=axis, keepdim=keep).numpy()
+    for out in (F.argmax(x, axis, keepdims=keep), x.argmax(axis=axis, keepdim=keep)):
+        assert out.shape == expected.shape and (out.numpy() == expected).all()

@@ -192,3 +192,49 @@ def test_batch_norm_layer_matches_torch_over_training_steps():
     x = rng.standard_normal((2, 3, 5, 5))
     np.testing.assert_allclose(ours(minidl.Tensor(x)).numpy(),
                                theirs(torch.tensor(x)).detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+# ----------------------------------------------------------------------------- CrossEntropyLoss
+CE_WEIGHT = np.array([0.5, 2.0, 1.0, 0.25])
+CE_TARGET = np.array([[0, 3, -100], [2, 1, 1]])  # (N, d1) for logits (N, C, d1)
+
+
+def test_cross_entropy_loss_takes_torch_options_in_torch_order(device):
+    loss = nn.CrossEntropyLoss(CE_WEIGHT, -100, 'none', 0.1).to(device)
+    x = minidl.tensor(np.random.default_rng(0).standard_normal((2, 4, 3)), device=device)
+    expected = minidl.functional.cross_entropy(
+        x, minidl.backend.to_device(CE_TARGET, device),
+        weight=minidl.backend.to_device(CE_WEIGHT, device), reduction='none',
+        label_smoothing=0.1)
+    out = loss(x, minidl.backend.to_device(CE_TARGET, device))
+    assert out.shape == (2, 3) and np.array_equal(out.numpy(), expected.numpy())
+
+
+def test_cross_entropy_loss_weight_is_a_buffer_in_the_state_dict():
+    loss = nn.CrossEntropyLoss(weight=CE_WEIGHT)
+    assert list(loss.state_dict()) == ['weight']
+    assert loss.double().weight.dtype == np.float64
+    assert list(nn.CrossEntropyLoss().state_dict()) == []
+
+
+@requires_torch
+def test_cross_entropy_loss_matches_torch_with_every_option():
+    x, target = np.random.default_rng(1).standard_normal((2, 4, 3)), CE_TARGET % 4
+    ours = nn.CrossEntropyLoss(CE_WEIGHT, ignore_index=1, label_smoothing=0.2)(
+        minidl.tensor(x), target)
+    theirs = torch.nn.CrossEntropyLoss(torch.tensor(CE_WEIGHT), ignore_index=1,
+                                       label_smoothing=0.2)(torch.tensor(x),
+                                                            torch.tensor(target))
+    assert abs(ours.item() - theirs.item()) < 1e-12
+
+
+@pytest.mark.parametrize('kwargs, error, pattern', [
+    (dict(weight=0.5), ValueError, r"weight must be None or a 1-d floating-point .*0.5"),
+    (dict(weight=np.ones((2, 2))), ValueError, r"weight must be None or a 1-d"),
+    (dict(ignore_index=1.5), TypeError, r"ignore_index must be an int, got 1.5"),
+    (dict(label_smoothing=-0.1), ValueError, r"label_smoothing must be a number in \[0, 1\]"),
+    (dict(reduction='avg'), ValueError, r"reduction must be one of .*'avg'"),
+])
+def test_cross_entropy_loss_bad_options_name_the_layer(kwargs, error, pattern):
+    with pytest.raises(error, match='CrossEntropyLoss: ' + pattern):
+        nn.CrossEntropyLoss(**kwargs)

@@ -226,6 +226,33 @@ def test_softmax_cross_entropy(smoothing, reduction):
           reduction=reduction)
 
 
+CE_WEIGHT = np.array([0.5, 2.0, 1.0, 0.25, 3.0])
+CE_PROBABILITIES = np.random.default_rng(17).dirichlet(np.ones(5), size=(2, 3)).transpose(0, 2, 1)
+CE_OPTIONS = {  # (logits shape, target, options)
+    'weight': ((6, 5), np.array([0, 4, 2, 2, 1, 3]), dict(weight=CE_WEIGHT)),
+    'ignore_index': ((6, 5), np.array([0, -100, 2, 2, 1, -100]), dict(label_smoothing=0.1)),
+    'weight_ignore_smoothing': ((6, 5), np.array([0, 4, 2, 2, 1, 3]),
+                                dict(weight=CE_WEIGHT, ignore_index=2, label_smoothing=0.2)),
+    'spatial': ((2, 5, 3, 2), np.array([[[0, 4], [2, -100], [1, 1]], [[3, 0], [4, 4], [2, 2]]]),
+                dict(weight=CE_WEIGHT, label_smoothing=0.1)),
+    'probabilities_spatial': ((2, 5, 3), CE_PROBABILITIES,
+                              dict(weight=CE_WEIGHT, label_smoothing=0.3)),
+}
+
+
+@pytest.mark.parametrize('reduction', ['mean', 'sum', 'none'])
+@pytest.mark.parametrize('name', sorted(CE_OPTIONS))
+def test_softmax_cross_entropy_options(name, reduction):
+    shape, target, options = CE_OPTIONS[name]
+    agree('softmax_cross_entropy', [rand(*shape, seed=18), target], reduction=reduction,
+          **options)
+
+
+def test_softmax_cross_entropy_probability_target_tensor_gets_the_same_gradient():
+    agree('softmax_cross_entropy', [rand(2, 5, 3, seed=19), rand(2, 5, 3, seed=20)],
+          weight=CE_WEIGHT, label_smoothing=0.2)
+
+
 def test_softmax_cross_entropy_default_and_tensor_target():
     target = minidl.Tensor(np.array([0, 3, 3, 1]))
     agree('softmax_cross_entropy', [rand(4, 4, seed=13), target])
@@ -248,8 +275,11 @@ GRADCHECK = {
     'batch_norm': (lambda x, w, b: R.batch_norm(x, None, None, w, b, training=True),
                    [rand(2, 2, 2, 3, seed=25), rand(2, seed=26), rand(2, seed=27)]),
     'softmax_cross_entropy': (lambda x: R.softmax_cross_entropy(
-        x, np.array([0, 2, 1, 2]), label_smoothing=0.1, reduction='none'),
-        [rand(4, 3, seed=28)]),
+        x, np.array([0, 2, -100, 2]), np.array([1.0, 2.0, 0.5]), label_smoothing=0.1,
+        reduction='none'), [rand(4, 3, seed=28)]),
+    'softmax_cross_entropy_probabilities': (lambda x, q: R.softmax_cross_entropy(
+        x, q, np.array([1.0, 2.0, 0.5]), label_smoothing=0.1), [rand(2, 3, 2, seed=29),
+                                                                rand(2, 3, 2, seed=31)]),
 }
 
 

@@ -4,11 +4,14 @@ Each op is a ``Function`` with forward (on arrays) and backward (on Tensors) sid
 Broadcasting: an input broadcast in the forward receives ``sum_to(gradient, input.shape)``,
 the sum over the axes it was broadcast along (the adjoint of broadcasting).
 """
+import numbers
+
 import numpy as np
 
 from ..backend import get_array_module
 from ..tensor import Function, Tensor, as_tensor, astype, result_type
-from ..utils import check_axes, check_axis, check_float, compute_dtype
+from ..utils import (ArgumentTypeError, check_axes, check_axis, check_float, check_number,
+                     compute_dtype)
 from .shape import broadcast_shape, broadcast_to, sum_to
 
 
@@ -127,12 +130,35 @@ class Pow(Function):
         return ga, gb
 
 
-def add(a, b):
-    return Add()(*_operands('add', a, b))
+def _scaled(op, a, b, alpha):
+    """(a, alpha * b) for ``add``/``sub``'s ``alpha`` (PyTorch's rule: an int alpha for
+    integer operands, a bool one for bool operands). alpha * b is a Mul, so b's gradient
+    is alpha * gy: dL/db = +-alpha gy."""
+    a, b = _operands(op, a, b)
+    if type(alpha) is int and alpha == 1:
+        return a, b
+    integral = a.dtype.kind in 'biu' and b.dtype.kind in 'biu'
+    if isinstance(alpha, (bool, np.bool_)):
+        if a.dtype.kind != 'b' or b.dtype.kind != 'b':
+            raise ArgumentTypeError(f"{op}: alpha must be a number, got {alpha!r} (a bool "
+                                    f"alpha is for bool tensors)")
+        return a, b if alpha else b * False
+    check_number(op, 'alpha', alpha)
+    if integral and not isinstance(alpha, numbers.Integral):
+        raise ArgumentTypeError(f"{op}: alpha must be an int for {a.dtype} and {b.dtype} "
+                                f"tensors (as in PyTorch), got {alpha!r}")
+    return a, b * alpha
 
 
-def sub(a, b):
-    a, b = _operands('sub', a, b)
+def add(a, b, alpha=1):
+    """a + alpha * b (PyTorch's ``torch.add``).   dL/da = gy,  dL/db = alpha gy."""
+    a, b = _scaled('add', a, b, alpha)
+    return Add()(a, b)
+
+
+def sub(a, b, alpha=1):
+    """a - alpha * b (PyTorch's ``torch.sub``).   dL/da = gy,  dL/db = -alpha gy."""
+    a, b = _scaled('sub', a, b, alpha)
     if a.dtype.kind == b.dtype.kind == 'b':
         raise TypeError("sub: cannot subtract bool tensors (NumPy and PyTorch refuse it; "
                         "use ^ for exclusive or)")
@@ -143,9 +169,50 @@ def mul(a, b):
     return Mul()(*_operands('mul', a, b))
 
 
-def div(a, b):
-    """True division a / b: integers and bools are divided in float32 (PyTorch's rule)."""
+class RoundedDiv(Function):
+    """y = trunc(a / b) (rounding_mode 'trunc') or floor(a / b) ('floor', Python's //).
+
+    y is piecewise constant in a and b, so dL/da = dL/db = 0 wherever it is differentiable
+    (everywhere but the jumps, a set of measure zero): zeros, as PyTorch's autograd gives.
+    Integers stay integers (exact, no float rounding); a zero integer divisor is an error.
+    """
+
+    def __init__(self, mode):
+        self.mode = mode
+
+    def forward(self, a, b):
+        broadcast_shape('div', a.shape, b.shape)
+        xp = get_array_module(a)
+        if a.dtype.kind in 'iu':
+            if (b == 0).any():
+                raise ZeroDivisionError(f"div: integer division by zero (rounding_mode="
+                                        f"{self.mode!r})")
+            q = a // b  # floor; trunc rounds up where the exact quotient is negative
+            if self.mode == 'trunc':
+                q = q + ((a % b != 0) & ((a < 0) != (b < 0)))
+            return q
+        return xp.floor_divide(a, b) if self.mode == 'floor' else xp.trunc(a / b)
+
+    def backward(self, gy):
+        xp = get_array_module(gy.data)
+        return tuple(Tensor(xp.zeros(x.shape, x.dtype)) for x in self.inputs)
+
+
+ROUNDING_MODES = (None, 'trunc', 'floor')
+
+
+def div(a, b, rounding_mode=None):
+    """a / b. rounding_mode None: true division, integers and bools divided in float32
+    (PyTorch's rule); 'trunc' or 'floor': the quotient rounded toward zero or down, in the
+    operands' dtype (integers stay integers), with a zero gradient (``RoundedDiv``)."""
+    if rounding_mode not in ROUNDING_MODES:
+        raise ValueError(f"div: rounding_mode must be one of {ROUNDING_MODES}, got "
+                         f"{rounding_mode!r}")
     a, b = _operands('div', a, b)
+    if rounding_mode is not None:
+        if a.dtype.kind == b.dtype.kind == 'b':
+            raise TypeError(f"div: rounding_mode={rounding_mode!r} does not take bool tensors")
+        return RoundedDiv(rounding_mode)(a, b)
     if a.dtype.kind not in 'fc' and b.dtype.kind not in 'fc':
         a, b = _floating(a, 'div'), _floating(b, 'div')
     return Div()(a, b)
@@ -416,12 +483,21 @@ def max(x, axis=None, keepdims=False):
     return Max(axes, keepdims)(x)
 
 
-def argmax(x, axis=None):
-    """Indices of the maxima (not differentiable): of the flattened tensor, or along ``axis``."""
+def argmax(x, axis=None, keepdims=False, *, keepdim=None):
+    """Indices of the maxima (not differentiable): of the flattened tensor, or along ``axis``.
+    ``keepdims`` (NumPy's name; PyTorch's ``keepdim`` is taken too) keeps the reduced axis
+    (every axis, for axis=None) with length 1."""
     x = as_tensor(x, op='argmax')
+    if keepdim is not None:
+        if keepdims is not False and keepdims != keepdim:
+            raise ValueError(f"argmax: keepdims={keepdims!r} and keepdim={keepdim!r} disagree "
+                             f"(they are one option; give one of them)")
+        keepdims = keepdim
+    if not isinstance(keepdims, (bool, np.bool_)):
+        raise ArgumentTypeError(f"argmax: keepdims must be a bool, got {keepdims!r}")
     if axis is not None:
         axis = check_axis('argmax', axis, x.shape) if x.ndim else None
     if x.data.size == 0 or (axis is not None and x.shape[axis] == 0):
         raise ValueError(f"argmax: there is no maximum of no elements (tensor of shape "
                          f"{x.shape}, axis {axis})")
-    return Tensor(x.data.argmax(axis=axis))
+    return Tensor(x.data.argmax(axis=axis, keepdims=bool(keepdims)))

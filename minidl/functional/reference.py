@@ -151,25 +151,48 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
 
 
 # ----------------------------------------------------------------------------- loss, linear
-def softmax_cross_entropy(logits, target, label_smoothing=0.0, reduction='mean'):
-    """loss_n = -sum_c q_nc log p_nc,  log p = x - max - log sum_c exp(x - max),
-    q = (1 - eps) onehot(target) + eps / C; then the mean, the sum or (reduction='none')
-    the per-sample losses."""
+def softmax_cross_entropy(logits, target, weight=None, ignore_index=-100, reduction='mean',
+                          label_smoothing=0.0):
+    """loss_n = -sum_c A_nc log p_nc over the positions n of logits (N, C, d1, ...), with
+    log p = x - max - log sum_c exp(x - max) along C and, with eps = label_smoothing and
+    w the class weights (1 without ``weight``):
+
+      class indices t:       A_nc = w_c ((1 - eps) [c == t_n] + eps / C) [t_n != ignore_index]
+      class probabilities q: A_nc = w_c ((1 - eps) q_nc + eps / C)
+
+    then the per-position losses (reduction='none'), their sum, or their mean: the sum
+    divided by sum_n w[t_n] over the positions not ignored (by N d1 ... for probabilities).
+    """
     xp = backend.get_array_module(logits.data)
-    t, (n, c) = xp.asarray(_array(target)), logits.shape
-    _check(t.shape == (n,) and (n == 0 or 0 <= int(t.min()) and int(t.max()) < c),
-           f"softmax_cross_entropy: target must be {n} class indices in [0, {c})")
+    c, positions = logits.shape[1], logits.shape[:1] + logits.shape[2:]  # (N, d1, ...)
+    w = 1.0 if weight is None else xp.asarray(_array(weight)).reshape(1, c)
+    t = xp.asarray(_array(target))
+    q = None if t.dtype.kind != 'f' else target if isinstance(target, Tensor) else Tensor(t)
+    if logits.ndim > 2:  # (N, C, d1, ...) -> (N d1 ..., C): one row per position
+        perm = (0,) + tuple(range(2, logits.ndim)) + (1,)
+        logits = logits.transpose(*perm).reshape(-1, c)
+        q = None if q is None else q.transpose(*perm).reshape(-1, c)
     shifted = logits - logits.max(axis=1, keepdims=True)
     log_p = shifted - F.log(F.exp(shifted).sum(axis=1, keepdims=True))
-    onehot = xp.eye(c, dtype=logits.dtype)[t]
-    q = Tensor((1 - label_smoothing) * onehot + label_smoothing / c)
-    loss = -(q * log_p).sum(axis=1)
+    if q is not None:  # class probabilities (a Tensor keeps its gradient)
+        a = ((1 - label_smoothing) * q + label_smoothing / c) * w
+        count = logits.shape[0]
+    else:
+        t = xp.asarray(t).reshape(-1)
+        keep = (t != ignore_index)[:, None]
+        _check(bool(((0 <= t) & (t < c) | ~keep[:, 0]).all()),
+               f"softmax_cross_entropy: target values must be in [0, {c}) or {ignore_index}")
+        onehot = xp.eye(c, dtype=logits.dtype)[xp.where(keep[:, 0], t, 0)]
+        a = Tensor(((1 - label_smoothing) * onehot + label_smoothing / c) * w * keep)
+        count = Tensor(xp.asarray((w * onehot * keep).sum(), dtype=logits.dtype))
+    loss = -(a * log_p).sum(axis=1)
     if reduction == 'none':
-        return loss
+        return loss.reshape(positions)
     if reduction == 'sum':
         return loss.sum()
     _check(reduction == 'mean', f"softmax_cross_entropy: unknown reduction {reduction!r}")
-    return loss.mean()
+    with np.errstate(invalid='ignore', divide='ignore'):
+        return loss.sum() / count
 
 
 def linear(x, weight, bias=None):

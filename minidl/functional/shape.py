@@ -253,31 +253,130 @@ def concat(tensors, axis=0):
 cat = concat
 
 
-class Pad(Function):
-    """y = x padded with a constant.   dL/dx = gy with the padding sliced away."""
+PAD_MODES = ('constant', 'reflect', 'replicate', 'circular')
 
-    def __init__(self, widths, value):
-        self.widths, self.value = widths, value
+
+def pad_source(n, lo, hi, mode):
+    """The source index in [0, n) of each of the lo + n + hi positions of an axis of length
+    n padded by ``mode`` (not 'constant'): position j - lo reads x[src[j]], where for
+    i = j - lo in [-lo, n + hi)
+
+        reflect:   -i for i < 0, 2 (n - 1) - i for i >= n  (the edge is not repeated)
+        replicate: clip(i, 0, n - 1)
+        circular:  i mod n
+    """
+    i = np.arange(-lo, n + hi)
+    if mode == 'reflect':
+        return np.where(i < 0, -i, np.where(i >= n, 2 * (n - 1) - i, i))
+    if mode == 'replicate':
+        return np.clip(i, 0, n - 1)
+    return i % n
+
+
+class Pad(Function):
+    """y = x padded along each axis by ``widths`` ((before, after) per axis).
+
+    constant: y = x with ``value`` around it (and, for negative widths, x cropped).
+        dL/dx = gy cropped back: itself a constant pad of gy by the negated widths.
+    reflect, replicate, circular: along each padded axis, y[..., j, ...] = x[..., src[j], ...]
+        with src of ``pad_source``, a gather; so dL/dx is its adjoint, the scatter-add of gy
+        onto the source positions, dL/dx[..., s, ...] = sum_{j: src[j] = s} gy[..., j, ...]
+        (``PadGrad``), axis by axis in reverse order.
+    """
+
+    def __init__(self, widths, value=0.0, mode='constant'):
+        self.widths, self.value, self.mode = widths, value, mode
 
     def forward(self, x):
-        return get_array_module(x).pad(x, self.widths, mode='constant', constant_values=self.value)
+        xp = get_array_module(x)
+        if self.mode == 'constant':
+            crop = tuple(slice(-min(lo, 0), x.shape[k] + min(hi, 0))
+                         for k, (lo, hi) in enumerate(self.widths))
+            return xp.pad(x[crop], [(max(lo, 0), max(hi, 0)) for lo, hi in self.widths],
+                          mode='constant', constant_values=self.value)
+        for axis, (lo, hi) in enumerate(self.widths):
+            if lo or hi:
+                src = xp.asarray(pad_source(x.shape[axis], lo, hi, self.mode))
+                x = xp.take(x, src, axis=axis)
+        return x
 
     def backward(self, gy):
-        return gy[tuple(slice(lo, gy.shape[i] - hi) for i, (lo, hi) in enumerate(self.widths))]
+        if self.mode == 'constant':
+            return Pad(tuple((-lo, -hi) for lo, hi in self.widths))(gy)
+        return PadGrad(self.widths, self.mode, self.inputs[0].shape)(gy)
 
 
-def pad(x, pad, value=0.0):
-    """Constant padding in PyTorch's convention: ``pad = (left, right)`` pads the last axis,
-    ``(left, right, top, bottom)`` the last two, and so on, last axis first."""
+class PadGrad(Function):
+    """gx = scatter-add of gy onto the source positions of a reflect/replicate/circular pad
+    (``Pad``'s backward).   Its adjoint is that pad itself: ggy = Pad(ggx)."""
+
+    def __init__(self, widths, mode, shape):
+        self.widths, self.mode, self.shape = widths, mode, shape
+
+    def forward(self, gy):
+        xp = get_array_module(gy)
+        for axis in reversed(range(len(self.widths))):
+            lo, hi = self.widths[axis]
+            if lo or hi:
+                n = self.shape[axis]
+                gx = xp.zeros(gy.shape[:axis] + (n,) + gy.shape[axis + 1:], gy.dtype)
+                src = xp.asarray(pad_source(n, lo, hi, self.mode))
+                backend.scatter_add(gx, (slice(None),) * axis + (src,), gy)
+                gy = gx
+        return gy
+
+    def backward(self, ggx):
+        return Pad(self.widths, mode=self.mode)(ggx)
+
+
+def pad(x, pad, mode='constant', value=0.0):
+    """PyTorch's ``F.pad``: ``pad = (left, right)`` pads the last axis, ``(left, right, top,
+    bottom)`` the last two, and so on, last axis first.
+
+    mode 'constant' fills with ``value`` and pads any number of axes; a negative width
+    crops instead (as in PyTorch). 'reflect' (mirror without repeating the edge: widths
+    below the axis' length), 'replicate' (repeat the edge) and 'circular' (wrap around:
+    widths up to the axis' length) take non-negative widths for the last 1, 2 or 3 axes of
+    a tensor with 1 or 2 more axes (e.g. (N, C, H, W) or (C, H, W) for 4 widths), as in
+    PyTorch. ``value`` is for mode 'constant' only. (minidl also takes ``value`` as the
+    third positional argument, its former place, when it is a number.)
+    """
+    if isinstance(mode, numbers.Number) and not isinstance(mode, bool):
+        mode, value = 'constant', mode  # pad(x, widths, 0.5): the former signature
+    x = as_tensor(x, op='pad')
     pad = _shape('pad', pad, 'pad') if isinstance(pad, (tuple, list)) else pad
     if not isinstance(pad, tuple):
         raise ArgumentTypeError(f"pad: pad must be a tuple of ints, got {pad!r}")
+    if mode not in PAD_MODES:
+        raise ValueError(f"pad: mode must be one of {PAD_MODES}, got {mode!r}")
     if not isinstance(value, numbers.Number) or isinstance(value, bool):
         raise ArgumentTypeError(f"pad: value must be a number, got {value!r}")
-    if len(pad) % 2 or len(pad) // 2 > x.ndim or any(p < 0 for p in pad):
-        raise ValueError(f"pad: pad {tuple(pad)} must hold non-negative (before, after) pairs "
-                         f"for at most {x.ndim} axes of a tensor of shape {x.shape}")
+    k = len(pad) // 2
+    if len(pad) % 2 or k > x.ndim:
+        raise ValueError(f"pad: pad {tuple(pad)} must hold (before, after) pairs for at most "
+                         f"{x.ndim} axes of a tensor of shape {x.shape}")
     widths = [(0, 0)] * x.ndim
-    for k in range(len(pad) // 2):
-        widths[x.ndim - 1 - k] = (int(pad[2 * k]), int(pad[2 * k + 1]))
-    return Pad(tuple(widths), value)(x)
+    for a in range(k):
+        widths[x.ndim - 1 - a] = (pad[2 * a], pad[2 * a + 1])
+    if mode == 'constant':
+        for axis, (lo, hi) in enumerate(widths):
+            if x.shape[axis] + lo + hi < 0:
+                raise ValueError(f"pad: widths {(lo, hi)} crop axis {axis} of a tensor of "
+                                 f"shape {x.shape} to a negative length")
+        return Pad(tuple(widths), value)(x)
+    if value != 0:
+        raise ValueError(f"pad: mode {mode!r} takes no value (only 'constant'), got "
+                         f"value={value!r}")
+    if not (1 <= k <= 3 and x.ndim in (k + 1, k + 2)):
+        raise ValueError(f"pad: mode {mode!r} pads the last 1, 2 or 3 axes of a tensor with "
+                         f"1 or 2 more axes; pad {tuple(pad)} ({k} axes) needs a "
+                         f"{k + 1}-d or {k + 2}-d tensor, got shape {x.shape}")
+    for axis, (lo, hi) in enumerate(widths[x.ndim - k:], x.ndim - k):
+        n = x.shape[axis]
+        limit = {'reflect': n - 1, 'circular': n, 'replicate': None}[mode]
+        if min(lo, hi) < 0 or (limit is not None and max(lo, hi) > limit) or n == 0:
+            rule = {'reflect': f'below its length {n}', 'circular': f'at most its length {n}',
+                    'replicate': 'non-negative'}[mode]
+            raise ValueError(f"pad: mode {mode!r} needs widths {rule} (and no empty axis) for "
+                             f"axis {axis} of a tensor of shape {x.shape}, got {(lo, hi)}")
+    return Pad(tuple(widths), mode=mode)(x)

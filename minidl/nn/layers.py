@@ -11,6 +11,7 @@ from ..functional.loss import REDUCTIONS
 from ..utils import check_int, check_number, pair
 from . import init
 from .module import Module, Parameter
+from ..tensor import Tensor
 
 
 def _empty(*shape):
@@ -238,15 +239,27 @@ class Softmax(Module):
 
 
 class CrossEntropyLoss(Module):
-    """``loss = CrossEntropyLoss()(logits, target)``: F.softmax_cross_entropy as a module."""
+    """``loss = CrossEntropyLoss()(logits, target)``: F.softmax_cross_entropy as a module,
+    with PyTorch's options (its non-deprecated ones, in its order). ``weight`` (C per-class
+    weights) is a buffer: it moves with ``.to()`` and is saved in the state dict."""
 
-    def __init__(self, label_smoothing=0.0, reduction='mean'):
+    def __init__(self, weight=None, ignore_index=-100, reduction='mean', label_smoothing=0.0):
         super().__init__()
-        check_number('CrossEntropyLoss', 'label_smoothing', label_smoothing, 0, 1)
+        if weight is not None:
+            weight = weight.data if isinstance(weight, Tensor) else weight
+            if not hasattr(weight, 'dtype') or weight.ndim != 1 or weight.dtype.kind != 'f':
+                raise ValueError(f"CrossEntropyLoss: weight must be None or a 1-d "
+                                 f"floating-point array or Tensor of per-class weights, got "
+                                 f"{weight!r}")
+        self.register_buffer('weight', weight)
+        self.ignore_index = check_int('CrossEntropyLoss', 'ignore_index', ignore_index)
         if reduction not in REDUCTIONS:
             raise ValueError(f"CrossEntropyLoss: reduction must be one of {REDUCTIONS}, got "
                              f"{reduction!r}")
-        self.label_smoothing, self.reduction = label_smoothing, reduction
+        self.reduction = reduction
+        self.label_smoothing = check_number('CrossEntropyLoss', 'label_smoothing',
+                                            label_smoothing, 0, 1)
 
     def forward(self, logits, target):
-        return F.softmax_cross_entropy(logits, target, self.label_smoothing, self.reduction)
+        return F.softmax_cross_entropy(logits, target, self.weight, self.ignore_index,
+                                       self.reduction, self.label_smoothing)
