@@ -86,6 +86,12 @@ CONV = {
     'depthwise': ((2, 3, 5, 5), (3, 1, 3, 3), True, dict(groups=3, padding=1)),
     'depthwise_multiplier2': ((1, 3, 6, 5), (6, 1, 3, 2), True,
                               dict(groups=3, stride=2, padding=(1, 2))),
+    'same_odd_kernel': ((1, 2, 5, 5), (3, 2, 3, 3), True, dict(padding='same')),
+    'same_even_kernel_dilation_3_1': ((1, 4, 6, 5), (4, 2, 2, 3), True,
+                                      dict(padding='same', dilation=(3, 1), groups=2)),
+    'valid': ((1, 2, 5, 6), (3, 2, 3, 2), False, dict(padding='valid', stride=2)),
+    'unbatched': ((3, 5, 4), (4, 3, 3, 2), True, dict(padding=1, stride=(2, 1))),
+    'unbatched_same_even_kernel': ((2, 4, 5), (3, 2, 2, 2), False, dict(padding='same')),
 }
 
 

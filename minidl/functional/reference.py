@@ -35,6 +35,7 @@ from .. import backend
 from .. import functional as F
 from ..tensor import Tensor
 from ..utils import output_size, pair
+from .conv import _pads as conv_pads
 
 
 def _check(ok, message):
@@ -49,17 +50,22 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 
     For each group and each kernel offset (i, j), the strided slice of xpad read at that
     offset, (N, C/G, OH, OW), is multiplied over its channels by W[group, :, i, j].
+    ``padding='same'`` pads d (k - 1) // 2 on top/left and the rest at the bottom/right
+    (``conv._pads``); an unbatched x (C, H, W) is a batch of one.
     """
+    if x.ndim == 3:
+        y = conv2d(x.reshape(1, *x.shape), weight, bias, stride, padding, dilation, groups)
+        return y.reshape(*y.shape[1:])
     sh, sw = pair('conv2d', 'stride', stride, 1)
-    ph, pw = pair('conv2d', 'padding', padding, 0)
     dh, dw = pair('conv2d', 'dilation', dilation, 1)
     n, c, h, w = x.shape
     oc, cg, kh, kw = weight.shape
+    top, bottom, left, right = conv_pads(padding, (kh, kw), (sh, sw), (dh, dw))
     _check(c == cg * groups and oc % groups == 0, f"conv2d: input {x.shape}, weight "
            f"{weight.shape} and groups={groups} do not fit together")
-    oh, ow = output_size(h, kh, sh, ph, dh), output_size(w, kw, sw, pw, dw)
+    oh, ow = output_size(h + top + bottom, kh, sh, 0, dh), output_size(w + left + right, kw, sw, 0, dw)
     _check(oh > 0 and ow > 0, f"conv2d: kernel {(kh, kw)} does not fit the input {x.shape}")
-    xpad, og = F.pad(x, (pw, pw, ph, ph)), oc // groups
+    xpad, og = F.pad(x, (left, right, top, bottom)), oc // groups
 
     def patch(g, i, j):  # (N, C/G, OH*OW): channel group g read at kernel offset (i, j)
         rows, cols = slice(i * dh, i * dh + oh * sh, sh), slice(j * dw, j * dw + ow * sw, sw)

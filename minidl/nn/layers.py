@@ -37,7 +37,8 @@ class Linear(Module):
 
 
 class Conv2d(Module):
-    """2-D convolution over NCHW input; weight (out, in/groups, kh, kw), bias (out,)."""
+    """2-D convolution over NCHW (or unbatched CHW) input; weight (out, in/groups, kh, kw),
+    bias (out,). ``padding`` is an int, an (h, w) pair, 'valid' or 'same' (stride 1)."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
                  dilation=1, groups=1, bias=True):
@@ -51,8 +52,17 @@ class Conv2d(Module):
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
         self.kernel_size = pair('Conv2d', 'kernel_size', kernel_size, 1)
         self.stride = pair('Conv2d', 'stride', stride, 1)
-        self.padding = pair('Conv2d', 'padding', padding, 0)
         self.dilation = pair('Conv2d', 'dilation', dilation, 1)
+        if isinstance(padding, str):
+            if padding not in ('same', 'valid'):
+                raise ValueError(f"Conv2d: padding must be 'same', 'valid', an int or a pair "
+                                 f"of ints, got {padding!r}")
+            if padding == 'same' and self.stride != (1, 1):
+                raise ValueError(f"Conv2d: padding='same' needs stride 1 (as in torch), got "
+                                 f"stride {self.stride}")
+            self.padding = padding
+        else:
+            self.padding = pair('Conv2d', 'padding', padding, 0)
         self.weight = _empty(out_channels, in_channels // groups, *self.kernel_size)
         self.register_parameter('bias', _empty(out_channels) if bias else None)
         init.default_init_(self.weight, self.bias)
@@ -64,7 +74,7 @@ class Conv2d(Module):
     def extra_repr(self):
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, " \
             f"stride={self.stride}"
-        if any(self.padding):
+        if isinstance(self.padding, str) or any(self.padding):
             s += f", padding={self.padding}"
         if self.dilation != (1, 1):
             s += f", dilation={self.dilation}"
