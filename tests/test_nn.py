@@ -181,6 +181,30 @@ def test_conv2d_layer_rejects_bad_padding_at_construction():
         nn.Conv2d(1, 1, 3, stride=2, padding='same')
 
 
+@requires_torch
+@pytest.mark.parametrize('shape', [(2, 3, 7, 6), (3, 7, 6)], ids=['batched', 'unbatched'])
+def test_pooling_layers_with_the_new_options_match_torch(shape, device):
+    x = rand(*shape, requires_grad=False, device=device)
+    tx = torch.tensor(x.numpy())
+    y, i = nn.MaxPool2d(3, 2, 1, dilation=2, return_indices=True, ceil_mode=True)(x)
+    ty, ti = torch.nn.MaxPool2d(3, 2, 1, dilation=2, return_indices=True, ceil_mode=True)(tx)
+    assert_parity(y, ty)
+    np.testing.assert_array_equal(i.numpy(), ti.numpy())
+    options = dict(ceil_mode=True, count_include_pad=False)
+    assert_parity(nn.AvgPool2d(3, 2, 1, **options)(x), torch.nn.AvgPool2d(3, 2, 1, **options)(tx))
+    assert_parity(nn.AvgPool2d(2, divisor_override=3)(x),
+                  torch.nn.AvgPool2d(2, divisor_override=3)(tx))
+
+
+def test_pooling_layers_reject_bad_options_at_construction():
+    with pytest.raises(ValueError, match=r"MaxPool2d: dilation must be positive, got -1"):
+        nn.MaxPool2d(2, dilation=-1)
+    with pytest.raises(ValueError, match=r"MaxPool2d: return_indices must be True or False"):
+        nn.MaxPool2d(2, return_indices=None)
+    with pytest.raises(ValueError, match=r"AvgPool2d: divisor_override must be a nonzero int"):
+        nn.AvgPool2d(2, divisor_override=0)
+
+
 def test_init_functions_statistics():
     minidl.manual_seed(0)
     w = nn.Parameter(np.zeros((256, 128, 3, 3), np.float32))

@@ -154,6 +154,46 @@ def test_avg_pool2d(shape, kernel, stride, padding):
           padding=padding)
 
 
+# (input shape, kernel_size, stride, padding, dilation, ceil_mode)
+MAX_POOL_DILATED = [
+    ((1, 2, 7, 7), 2, 1, 0, 2, False),
+    ((2, 1, 8, 7), 3, 2, 1, 2, True),
+    ((1, 2, 7, 8), (2, 3), (2, 1), (1, 0), (3, 1), True),
+    ((2, 7, 6), 3, 2, 1, 1, False),                     # unbatched (C, H, W)
+]
+
+
+@pytest.mark.parametrize('shape, kernel, stride, padding, dilation, ceil', MAX_POOL_DILATED)
+def test_max_pool2d_dilation_and_indices(shape, kernel, stride, padding, dilation, ceil):
+    x = rand(*shape, seed=4)
+    options = dict(kernel_size=kernel, stride=stride, padding=padding, dilation=dilation,
+                   ceil_mode=ceil)
+    agree('max_pool2d', [x], **options)
+    (_, fast), (_, ref) = F.max_pool2d(x, **options, return_indices=True), \
+        R.max_pool2d(x, **options, return_indices=True)
+    assert fast.dtype == ref.dtype == np.int64
+    np.testing.assert_array_equal(fast.numpy(), ref.numpy())
+
+
+# (input shape, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
+AVG_POOL_OPTIONS = [
+    ((1, 2, 6, 6), 3, 2, 1, True, True, None),
+    ((1, 2, 6, 6), 3, 2, 1, True, False, None),
+    ((2, 1, 5, 7), (3, 2), (2, 1), (1, 1), False, False, None),
+    ((2, 2, 3, 4), 4, 2, 0, True, True, None),
+    ((1, 2, 5, 6), 3, 2, 1, False, True, 4),
+    ((2, 6, 5), 3, 2, 1, True, False, None),            # unbatched (C, H, W)
+]
+
+
+@pytest.mark.parametrize('shape, kernel, stride, padding, ceil, include, divisor',
+                         AVG_POOL_OPTIONS)
+def test_avg_pool2d_options(shape, kernel, stride, padding, ceil, include, divisor):
+    agree('avg_pool2d', [rand(*shape, seed=5)], kernel_size=kernel, stride=stride,
+          padding=padding, ceil_mode=ceil, count_include_pad=include,
+          divisor_override=divisor)
+
+
 def test_pooling_defaults():
     agree('max_pool2d', [rand(1, 2, 5, 5, seed=6)], kernel_size=2)
     agree('avg_pool2d', [rand(1, 2, 5, 5, seed=6)], kernel_size=(2, 3))
@@ -283,7 +323,8 @@ GENERIC = ('minidl.functional.math', 'minidl.functional.shape')
 GRAPHS = {
     'conv2d': lambda: R.conv2d(rand(1, 4, 5, 5), rand(4, 2, 3, 3), rand(4), padding=1, groups=2),
     'max_pool2d': lambda: R.max_pool2d(rand(1, 2, 6, 6), 3, 2, 1, ceil_mode=True),
-    'avg_pool2d': lambda: R.avg_pool2d(rand(1, 2, 6, 6), 3, 2, 1),
+    'avg_pool2d': lambda: R.avg_pool2d(rand(1, 2, 6, 6), 3, 2, 1, ceil_mode=True,
+                                       count_include_pad=False),
     'local_response_norm': lambda: R.local_response_norm(rand(1, 5, 2, 2)),
     'batch_norm': lambda: R.batch_norm(rand(4, 3), None, None, rand(3), rand(3), training=True),
     'softmax_cross_entropy': lambda: R.softmax_cross_entropy(rand(4, 3), np.array([0, 2, 1, 2]),
