@@ -61,7 +61,8 @@ def test_max_pool2d_gradcheck(shape, kernel, stride, padding, ceil, device):
                          [MAX_CASES[i] for i in (1, 3, 6)], ids=[MAX_IDS[i] for i in (1, 3, 6)])
 def test_max_pool2d_gradgradcheck(shape, kernel, stride, padding, ceil, device):
     x = distinct(*shape, device=device)
-    assert minidl.gradgradcheck(lambda t: max_pool2d(t, kernel, stride, padding, ceil_mode=ceil), [x])
+    assert minidl.gradgradcheck(lambda t: max_pool2d(t, kernel, stride, padding, ceil_mode=ceil),
+                                [x])
 
 
 def test_max_pool2d_third_order_through_grad_and_gather(device):
@@ -194,7 +195,8 @@ def test_max_pool2d_ceil_mode_output_sizes():
     assert max_pool2d(x, 3, 2, 1, ceil_mode=True).shape == (1, 1, 4, 3)
     # H = 5, k = 2, s = 2, p = 1: ceil((5 + 2 - 2) / 2) + 1 = 4 windows, but the 4th would
     # start at row 6 of the padded input, past the input and its left padding: dropped.
-    assert max_pool2d(minidl.Tensor(np.zeros((1, 1, 5, 5))), 2, 2, 1, ceil_mode=True).shape == (1, 1, 3, 3)
+    x5 = minidl.Tensor(np.zeros((1, 1, 5, 5)))
+    assert max_pool2d(x5, 2, 2, 1, ceil_mode=True).shape == (1, 1, 3, 3)
     # ceil((3 - 4) / 2) + 1 = 1: in ceil mode a 4x4 kernel may overhang a 3x4 input (as in
     # PyTorch); in floor mode it may not.
     x = minidl.Tensor(np.arange(12.0).reshape(1, 1, 3, 4))

@@ -63,7 +63,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     top, bottom, left, right = conv_pads(padding, (kh, kw), (sh, sw), (dh, dw))
     _check(c == cg * groups and oc % groups == 0, f"conv2d: input {x.shape}, weight "
            f"{weight.shape} and groups={groups} do not fit together")
-    oh, ow = output_size(h + top + bottom, kh, sh, 0, dh), output_size(w + left + right, kw, sw, 0, dw)
+    oh = output_size(h + top + bottom, kh, sh, 0, dh)
+    ow = output_size(w + left + right, kw, sw, 0, dw)
     _check(oh > 0 and ow > 0, f"conv2d: kernel {(kh, kw)} does not fit the input {x.shape}")
     xpad, og = F.pad(x, (left, right, top, bottom)), oc // groups
 
