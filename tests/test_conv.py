@@ -42,6 +42,15 @@ CASES = {
     'depthwise': _case((2, 3, 5, 5), (3, 1, 3, 3), groups=3, padding=1),
     'depthwise_multiplier2_stride2': _case((1, 3, 6, 5), (6, 1, 3, 2), groups=3, stride=2,
                                            padding=(1, 2)),
+    # padding='same' (stride 1): odd spans pad alike; an odd extra row/column goes bottom/right
+    'same_odd_kernel': _case((2, 3, 5, 5), (4, 3, 3, 3), padding='same'),
+    'same_even_kernel': _case((1, 2, 5, 6), (3, 2, 2, 4), padding='same'),
+    'same_dilation_3_1_groups2': _case((1, 4, 6, 5), (4, 2, 2, 3), padding='same',
+                                       dilation=(3, 1), groups=2, bias=False),
+    'valid': _case((1, 2, 5, 6), (3, 2, 3, 2), padding='valid', stride=2),
+    # unbatched (C, H, W): a batch of one, returned as (OC, OH, OW)
+    'unbatched': _case((3, 5, 4), (4, 3, 3, 2), padding=1, stride=(2, 1)),
+    'unbatched_same_even_kernel': _case((2, 4, 5), (3, 2, 2, 2), padding='same', bias=False),
 }
 
 # a few configurations for second derivatives (incl. groups and stride)
@@ -163,6 +172,24 @@ def test_the_worked_example_of_the_docs(device):
     np.testing.assert_array_equal(b.grad.numpy(), [4])
 
 
+def test_padding_same_keeps_the_size_and_valid_is_no_padding(device):
+    x, w = rand(1, 2, 7, 6, device=device), rand(3, 2, 4, 3, seed=1, device=device)
+    assert conv2d(x, w, padding='same').shape == (1, 3, 7, 6)
+    assert conv2d(x, w, padding='same', dilation=2).shape == (1, 3, 7, 6)
+    np.testing.assert_array_equal(conv2d(x, w, padding='valid').numpy(), conv2d(x, w).numpy())
+
+
+def test_unbatched_input_is_a_batch_of_one_without_the_batch_axis(device):
+    x, w, b = rand(2, 5, 5, device=device), rand(3, 2, 3, 3, seed=1, device=device), \
+        rand(3, seed=2, device=device)
+    y = conv2d(x, w, b, padding=1)
+    assert y.shape == (3, 5, 5)
+    np.testing.assert_array_equal(y.numpy(), conv2d(x.reshape(1, 2, 5, 5), w, b,
+                                                   padding=1).numpy()[0])
+    y.sum().backward()
+    assert x.grad.shape == (2, 5, 5)
+
+
 def test_float32_stays_float32_on_the_device(device):
     rng = np.random.default_rng(0)
     x, w, b = [minidl.tensor(rng.standard_normal(s, dtype=np.float32), requires_grad=True,
@@ -228,7 +255,7 @@ def test_only_the_requested_gradients_are_computed(monkeypatch):
 
 # ----------------------------------------------------------------------------- bad input
 @pytest.mark.parametrize('x_shape, w_shape, b_shape, options, expected', [
-    ((3, 5, 5), (4, 3, 3, 3), None, {}, ['4-D', '(3, 5, 5)']),
+    ((5, 5), (4, 3, 3, 3), None, {}, ['3-D (C, H, W) or 4-D', '(5, 5)']),
     ((2, 3, 5, 5), (4, 3, 3), None, {}, ['4-D', '(4, 3, 3)']),
     ((2, 3, 5, 5), (4, 2, 3, 3), None, {}, ['channel mismatch', '(2, 3, 5, 5)', '(4, 2, 3, 3)']),
     ((2, 4, 5, 5), (4, 4, 3, 3), None, dict(groups=2),
@@ -247,6 +274,11 @@ def test_only_the_requested_gradients_are_computed(monkeypatch):
     ((2, 3, 5, 5), (4, 3, 3, 3), None, dict(padding=-1), ['padding (-1, -1)']),
     ((2, 3, 5, 5), (4, 3, 3, 3), None, dict(padding=(1, 2, 3)), ['padding', '(1, 2, 3)']),
     ((2, 3, 5, 5), (4, 3, 3, 3), None, dict(groups=0), ['groups']),
+    ((2, 3, 5, 5), (4, 3, 3, 3), None, dict(padding='foo'), ["'same', 'valid'", "'foo'"]),
+    ((2, 3, 5, 5), (4, 3, 3, 3), None, dict(padding='same', stride=2),
+     ["padding='same'", 'stride (2, 2)']),
+    ((2, 3, 5, 5), (4, 3, 3, 3), None, dict(dilation=-2), ['dilation (-2, -2)']),
+    ((3, 5, 5), (4, 2, 3, 3), None, {}, ['channel mismatch', '(4, 2, 3, 3)']),
 ])
 def test_bad_input_names_conv2d_and_the_shapes(x_shape, w_shape, b_shape, options, expected):
     b = None if b_shape is None else rand(*b_shape)

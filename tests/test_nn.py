@@ -6,7 +6,7 @@ import pytest
 
 import minidl
 import minidl.nn as nn
-from helpers import requires_torch, torch
+from helpers import assert_parity, rand, requires_torch, torch
 
 
 class TwoLayer(nn.Module):
@@ -159,6 +159,56 @@ def test_layer_errors_name_the_layer():
 def test_repr_reads_like_pytorch():
     text = repr(nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU()))
     assert '(0): Conv2d(3, 8, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1))' in text
+
+
+@requires_torch
+def test_conv2d_layer_with_padding_same_matches_torch_batched_and_unbatched(device):
+    ours = nn.Conv2d(2, 3, (2, 3), padding='same', dilation=(1, 2)).double().to(device)
+    theirs = torch.nn.Conv2d(2, 3, (2, 3), padding='same', dilation=(1, 2)).double()
+    with torch.no_grad():
+        theirs.weight.copy_(torch.tensor(ours.weight.numpy()))
+        theirs.bias.copy_(torch.tensor(ours.bias.numpy()))
+    for shape in ((2, 2, 5, 6), (2, 5, 6)):
+        x = rand(*shape, requires_grad=False, device=device)
+        assert_parity(ours(x), theirs(torch.tensor(x.numpy())))
+    assert "padding=same" in repr(ours)
+
+
+def test_conv2d_layer_rejects_bad_padding_at_construction():
+    with pytest.raises(ValueError, match="Conv2d: padding must be 'same', 'valid'.*'full'"):
+        nn.Conv2d(1, 1, 3, padding='full')
+    with pytest.raises(ValueError, match=r"Conv2d: padding='same' needs stride 1.*\(2, 2\)"):
+        nn.Conv2d(1, 1, 3, stride=2, padding='same')
+
+
+@requires_torch
+@pytest.mark.parametrize('shape', [(2, 3, 7, 6), (3, 7, 6)], ids=['batched', 'unbatched'])
+def test_pooling_layers_with_the_new_options_match_torch(shape, device):
+    x = rand(*shape, requires_grad=False, device=device)
+    tx = torch.tensor(x.numpy())
+    y, i = nn.MaxPool2d(3, 2, 1, dilation=2, return_indices=True, ceil_mode=True)(x)
+    ty, ti = torch.nn.MaxPool2d(3, 2, 1, dilation=2, return_indices=True, ceil_mode=True)(tx)
+    assert_parity(y, ty)
+    np.testing.assert_array_equal(i.numpy(), ti.numpy())
+    options = dict(ceil_mode=True, count_include_pad=False)
+    assert_parity(nn.AvgPool2d(3, 2, 1, **options)(x), torch.nn.AvgPool2d(3, 2, 1, **options)(tx))
+    assert_parity(nn.AvgPool2d(2, divisor_override=3)(x),
+                  torch.nn.AvgPool2d(2, divisor_override=3)(tx))
+
+
+def test_local_response_norm_layer_accepts_an_unbatched_input():
+    x = rand(5, 3, 2, requires_grad=False)
+    lrn = nn.LocalResponseNorm(3, alpha=0.5)
+    np.testing.assert_array_equal(lrn(x).numpy(), lrn(x.reshape(1, 5, 3, 2)).numpy()[0])
+
+
+def test_pooling_layers_reject_bad_options_at_construction():
+    with pytest.raises(ValueError, match=r"MaxPool2d: dilation must be positive, got -1"):
+        nn.MaxPool2d(2, dilation=-1)
+    with pytest.raises(ValueError, match=r"MaxPool2d: return_indices must be True or False"):
+        nn.MaxPool2d(2, return_indices=None)
+    with pytest.raises(ValueError, match=r"AvgPool2d: divisor_override must be a nonzero int"):
+        nn.AvgPool2d(2, divisor_override=0)
 
 
 def test_init_functions_statistics():

@@ -54,14 +54,15 @@ AVG_IDS = [f"{s}-k{k}-s{st}-p{p}" for s, k, st, p in AVG_CASES]
 @pytest.mark.parametrize('shape, kernel, stride, padding, ceil', MAX_CASES, ids=MAX_IDS)
 def test_max_pool2d_gradcheck(shape, kernel, stride, padding, ceil, device):
     x = distinct(*shape, device=device)
-    assert minidl.gradcheck(lambda t: max_pool2d(t, kernel, stride, padding, ceil), [x])
+    assert minidl.gradcheck(lambda t: max_pool2d(t, kernel, stride, padding, ceil_mode=ceil), [x])
 
 
 @pytest.mark.parametrize('shape, kernel, stride, padding, ceil',
                          [MAX_CASES[i] for i in (1, 3, 6)], ids=[MAX_IDS[i] for i in (1, 3, 6)])
 def test_max_pool2d_gradgradcheck(shape, kernel, stride, padding, ceil, device):
     x = distinct(*shape, device=device)
-    assert minidl.gradgradcheck(lambda t: max_pool2d(t, kernel, stride, padding, ceil), [x])
+    assert minidl.gradgradcheck(lambda t: max_pool2d(t, kernel, stride, padding, ceil_mode=ceil),
+                                [x])
 
 
 def test_max_pool2d_third_order_through_grad_and_gather(device):
@@ -86,7 +87,7 @@ def test_max_pool2d_third_order_through_grad_and_gather(device):
 @requires_torch
 @pytest.mark.parametrize('shape, kernel, stride, padding, ceil', MAX_CASES, ids=MAX_IDS)
 def test_max_pool2d_torch_parity(shape, kernel, stride, padding, ceil, device):
-    check_torch_parity(lambda t: max_pool2d(t, kernel, stride, padding, ceil),
+    check_torch_parity(lambda t: max_pool2d(t, kernel, stride, padding, ceil_mode=ceil),
                        lambda t: tF.max_pool2d(t, kernel, stride, padding, ceil_mode=ceil),
                        [rand(*shape, seed=4, device=device)])
 
@@ -111,13 +112,81 @@ def test_max_pool2d_output_sizes_and_values_match_torch_over_a_grid(device):
                         x = minidl.tensor(x, device=device)
                         if theirs is None:
                             with pytest.raises(ValueError, match='max_pool2d'):
-                                max_pool2d(x, k, s, p, ceil)
+                                max_pool2d(x, k, s, p, ceil_mode=ceil)
                             continue
-                        ours = max_pool2d(x, k, s, p, ceil)
+                        ours = max_pool2d(x, k, s, p, ceil_mode=ceil)
                         assert ours.shape == tuple(theirs.shape), (h, k, s, p, ceil)
                         np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
                         checked += 1
     assert checked > 200
+
+
+# (input shape, kernel_size, stride, padding, dilation, ceil_mode)
+DILATED = [
+    ((1, 2, 7, 7), 2, 1, 0, 2, False),
+    ((2, 1, 8, 7), 3, 2, 1, 2, False),
+    ((1, 2, 7, 8), (2, 3), (2, 1), (1, 0), (3, 1), True),
+    ((1, 1, 6, 6), 2, 2, 1, 2, True),               # ceil mode: the last window overhangs
+]
+DILATED_IDS = [f"{s}-k{k}-s{st}-p{p}-d{d}-{'ceil' if c else 'floor'}"
+               for s, k, st, p, d, c in DILATED]
+
+
+@pytest.mark.parametrize('shape, kernel, stride, padding, dilation, ceil', DILATED,
+                         ids=DILATED_IDS)
+def test_max_pool2d_dilation_gradcheck(shape, kernel, stride, padding, dilation, ceil, device):
+    x = distinct(*shape, device=device)
+    assert minidl.gradgradcheck(lambda t: max_pool2d(t, kernel, stride, padding, dilation,
+                                                     ceil), [x])
+
+
+@requires_torch
+@pytest.mark.parametrize('shape, kernel, stride, padding, dilation, ceil', DILATED,
+                         ids=DILATED_IDS)
+def test_max_pool2d_dilation_torch_parity(shape, kernel, stride, padding, dilation, ceil,
+                                          device):
+    check_torch_parity(lambda t: max_pool2d(t, kernel, stride, padding, dilation, ceil),
+                       lambda t: tF.max_pool2d(t, kernel, stride, padding, dilation, ceil),
+                       [rand(*shape, seed=12, device=device)])
+
+
+@requires_torch
+def test_max_pool2d_values_and_indices_match_torch_over_a_dilation_grid(device):
+    """return_indices: int64 flat positions h*W + w in each input plane, as torch's."""
+    rng = np.random.default_rng(6)
+    checked = 0
+    for h in (4, 5, 6, 7):
+        for k in (2, 3):
+            for s in (1, 2):
+                for p in (0, 1):
+                    for d in (1, 2, 3):
+                        for ceil in (False, True):
+                            x = rng.standard_normal((2, 2, h, h + 1))
+                            try:
+                                ty, ti = tF.max_pool2d(torch.tensor(x), k, s, p, d, ceil, True)
+                            except RuntimeError:
+                                with pytest.raises(ValueError, match='max_pool2d'):
+                                    max_pool2d(minidl.tensor(x, device=device), k, s, p, d,
+                                               ceil, True)
+                                continue
+                            y, i = max_pool2d(minidl.tensor(x, device=device), k, s, p, d,
+                                              ceil, True)
+                            np.testing.assert_array_equal(y.numpy(), ty.numpy())
+                            assert i.dtype == np.int64 and i.device == device
+                            np.testing.assert_array_equal(i.numpy(), ti.numpy())
+                            checked += 1
+    assert checked > 150
+
+
+def test_max_pool2d_indices_are_a_second_tensor_outside_the_graph(device):
+    x = distinct(1, 2, 4, 4, device=device)
+    y, indices = max_pool2d(x, 2, return_indices=True)
+    assert not indices.requires_grad and indices.grad_fn is None
+    flat = x.numpy().reshape(1, 2, 16)
+    np.testing.assert_array_equal(np.take_along_axis(flat, indices.numpy().reshape(1, 2, 4),
+                                                     axis=2).reshape(y.shape), y.numpy())
+    y.sum().backward()
+    assert x.grad.shape == x.shape
 
 
 def test_max_pool2d_ceil_mode_output_sizes():
@@ -126,7 +195,8 @@ def test_max_pool2d_ceil_mode_output_sizes():
     assert max_pool2d(x, 3, 2, 1, ceil_mode=True).shape == (1, 1, 4, 3)
     # H = 5, k = 2, s = 2, p = 1: ceil((5 + 2 - 2) / 2) + 1 = 4 windows, but the 4th would
     # start at row 6 of the padded input, past the input and its left padding: dropped.
-    assert max_pool2d(minidl.Tensor(np.zeros((1, 1, 5, 5))), 2, 2, 1, True).shape == (1, 1, 3, 3)
+    x5 = minidl.Tensor(np.zeros((1, 1, 5, 5)))
+    assert max_pool2d(x5, 2, 2, 1, ceil_mode=True).shape == (1, 1, 3, 3)
     # ceil((3 - 4) / 2) + 1 = 1: in ceil mode a 4x4 kernel may overhang a 3x4 input (as in
     # PyTorch); in floor mode it may not.
     x = minidl.Tensor(np.arange(12.0).reshape(1, 1, 3, 4))
@@ -154,7 +224,7 @@ def test_max_pool2d_ties_route_gradient_like_torch(device):
                       requires_grad=True, device=device)
     for args in ((3, 2, 1, False), (2, 1, 0, False), (3, 2, 0, True)):
         x.grad = None
-        check_torch_parity(lambda t: max_pool2d(t, *args),
+        check_torch_parity(lambda t: max_pool2d(t, *args[:3], ceil_mode=args[3]),
                            lambda t: tF.max_pool2d(t, args[0], args[1], args[2], ceil_mode=args[3]),
                            [x])
 
@@ -196,9 +266,9 @@ def test_max_pool2d_large_window_uses_wider_index(device):
 
 def test_max_pool2d_under_no_grad_matches(device):
     x = rand(2, 3, 8, 8, seed=9, device=device)
-    y = max_pool2d(x, 3, 2, 1, True)
+    y = max_pool2d(x, 3, 2, 1, ceil_mode=True)
     with minidl.no_grad():
-        z = max_pool2d(x, 3, 2, 1, True)
+        z = max_pool2d(x, 3, 2, 1, ceil_mode=True)
     assert z.grad_fn is None
     np.testing.assert_array_equal(y.numpy(), z.numpy())
 
@@ -234,6 +304,89 @@ def test_avg_pool2d_torch_parity(shape, kernel, stride, padding, device):
                        [rand(*shape, seed=11, device=device)])
 
 
+# (input shape, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
+AVG_OPTIONS = [
+    ((1, 2, 6, 6), 3, 2, 1, True, True, None),      # ceil: the last window overhangs the padding
+    ((1, 2, 6, 6), 3, 2, 1, True, False, None),
+    ((2, 1, 5, 7), (3, 2), (2, 1), (1, 1), False, False, None),
+    ((1, 2, 5, 5), 2, 2, 1, True, False, None),
+    ((1, 2, 5, 6), 3, 2, 1, False, True, 4),
+    ((1, 1, 6, 5), 3, 2, 1, True, False, -2),       # torch allows any nonzero int
+    ((2, 5, 6), 3, 2, 1, True, False, None),        # unbatched (C, H, W)
+]
+AVG_OPTION_IDS = [f"{s}-k{k}-s{st}-p{p}-{'ceil' if c else 'floor'}-pad{int(i)}-div{d}"
+                  for s, k, st, p, c, i, d in AVG_OPTIONS]
+
+
+@pytest.mark.parametrize('shape, kernel, stride, padding, ceil, include, divisor', AVG_OPTIONS,
+                         ids=AVG_OPTION_IDS)
+def test_avg_pool2d_options_gradgradcheck(shape, kernel, stride, padding, ceil, include,
+                                          divisor, device):
+    assert minidl.gradgradcheck(lambda t: avg_pool2d(t, kernel, stride, padding, ceil, include,
+                                                     divisor),
+                                [rand(*shape, seed=13, device=device)])
+
+
+@requires_torch
+@pytest.mark.parametrize('shape, kernel, stride, padding, ceil, include, divisor', AVG_OPTIONS,
+                         ids=AVG_OPTION_IDS)
+def test_avg_pool2d_options_torch_parity(shape, kernel, stride, padding, ceil, include,
+                                         divisor, device):
+    check_torch_parity(lambda t: avg_pool2d(t, kernel, stride, padding, ceil, include, divisor),
+                       lambda t: tF.avg_pool2d(t, kernel, stride, padding, ceil, include,
+                                               divisor),
+                       [rand(*shape, seed=14, device=device)])
+
+
+@requires_torch
+def test_avg_pool2d_divisors_match_torch_over_a_grid(device):
+    """Every (size, kernel, stride, padding, ceil_mode, count_include_pad) on a small grid:
+    same output and gradient (or both refuse). torch divides a ceil-mode window that
+    overhangs the padded input by its part inside input + padding (count_include_pad) or
+    inside the input (not), and ones that fit by KH*KW or their input part."""
+    rng = np.random.default_rng(7)
+    checked = 0
+    for h in (3, 4, 5, 6, 7):
+        for k in (1, 2, 3, 4):
+            for s in (1, 2, 3):
+                for p in (0, 1, 2):
+                    for ceil in (False, True):
+                        for include in (True, False):
+                            x = minidl.tensor(rng.standard_normal((1, 2, h, h + 1)),
+                                              requires_grad=True, device=device)
+                            options = (k, s, p, ceil, include)
+                            try:
+                                tF.avg_pool2d(torch.tensor(x.numpy()), *options)
+                            except RuntimeError:
+                                with pytest.raises(ValueError, match='avg_pool2d'):
+                                    avg_pool2d(x, *options)
+                                continue
+                            check_torch_parity(lambda t: avg_pool2d(t, *options),
+                                               lambda t: tF.avg_pool2d(t, *options), [x])
+                            checked += 1
+    assert checked > 400
+
+
+@requires_torch
+def test_pooling_unbatched_input_matches_torch(device):
+    x = rand(3, 7, 6, seed=15, device=device)
+    check_torch_parity(lambda t: max_pool2d(t, 3, 2, 1), lambda t: tF.max_pool2d(t, 3, 2, 1),
+                       [x])
+    x.grad = None
+    check_torch_parity(lambda t: avg_pool2d(t, 3, 2, 1), lambda t: tF.avg_pool2d(t, 3, 2, 1),
+                       [x])
+    y, i = max_pool2d(x, 2, return_indices=True)
+    assert y.shape == i.shape == (3, 3, 3)
+    np.testing.assert_array_equal(i.numpy(), tF.max_pool2d(torch.tensor(x.numpy()), 2,
+                                                           return_indices=True)[1].numpy())
+
+
+def test_avg_pool2d_default_options_keep_the_plain_divisor():
+    # the default path divides by the number KH*KW, with no per-window divisor array
+    y = avg_pool2d(rand(1, 1, 5, 5), 3, 2, 1)
+    assert y.grad_fn.divisor == 9
+
+
 def test_avg_pool2d_counts_padding_in_the_divisor(device):
     x = minidl.tensor(np.ones((1, 1, 2, 2)), device=device)
     np.testing.assert_allclose(avg_pool2d(x, 3, 1, 1).numpy(), np.full((1, 1, 2, 2), 4 / 9))
@@ -251,7 +404,8 @@ def test_avg_pool2d_keeps_float32_and_stores_nothing():
 
 # ----------------------------------------------------------------------------- errors
 BAD_ARGS = [
-    ((2, 3, 4), 2, None, 0, r"4-D input.*\(2, 3, 4\)"),
+    ((3, 4), 2, None, 0, r"3-D \(C, H, W\) or 4-D \(N, C, H, W\) input.*\(3, 4\)"),
+    ((2, 3, 4, 4, 1), 2, None, 0, r"3-D .* or 4-D .*\(2, 3, 4, 4, 1\)"),
     ((1, 1, 3, 3), 4, None, 0, r"larger than the padded input 3x3.*\(1, 1, 3, 3\)"),
     ((1, 1, 3, 3), (2, 6), 1, (0, 1), r"larger than the padded input 3x5.*\(1, 1, 3, 3\)"),
     ((1, 1, 4, 4), 0, None, 0, r"kernel_size must be positive"),
@@ -263,6 +417,22 @@ BAD_ARGS = [
     ((1, 1, 4, 4), (2, 2, 2), None, 0, r"kernel_size must be an int or a pair"),
     ((1, 1, 4, 4), 2.0, None, 0, r"kernel_size must be an int or a pair"),
 ]
+
+
+@pytest.mark.parametrize('op, options, message', [
+    ('max_pool2d', dict(dilation=0), r"dilation must be positive, got 0"),
+    ('max_pool2d', dict(dilation=(1, -2)), r"dilation must be positive, got \(1, -2\)"),
+    ('max_pool2d', dict(dilation=1.5), r"dilation must be an int or a pair of ints, got 1.5"),
+    ('max_pool2d', dict(return_indices='yes'), r"return_indices must be True or False.*'yes'"),
+    ('avg_pool2d', dict(divisor_override=0), r"divisor_override must be a nonzero int.*got 0"),
+    ('avg_pool2d', dict(divisor_override=2.5), r"divisor_override must be an int, got 2.5"),
+    ('avg_pool2d', dict(count_include_pad=None), r"count_include_pad must be True or False"),
+    ('avg_pool2d', dict(ceil_mode=1), r"ceil_mode must be True or False, got 1"),
+])
+def test_pooling_rejects_bad_options(op, options, message):
+    fn = max_pool2d if op == 'max_pool2d' else avg_pool2d
+    with pytest.raises(ValueError, match=f"{op}: {message}"):
+        fn(rand(1, 1, 6, 6), 2, **options)
 
 
 @pytest.mark.parametrize('op', ['max_pool2d', 'avg_pool2d'])

@@ -86,6 +86,12 @@ CONV = {
     'depthwise': ((2, 3, 5, 5), (3, 1, 3, 3), True, dict(groups=3, padding=1)),
     'depthwise_multiplier2': ((1, 3, 6, 5), (6, 1, 3, 2), True,
                               dict(groups=3, stride=2, padding=(1, 2))),
+    'same_odd_kernel': ((1, 2, 5, 5), (3, 2, 3, 3), True, dict(padding='same')),
+    'same_even_kernel_dilation_3_1': ((1, 4, 6, 5), (4, 2, 2, 3), True,
+                                      dict(padding='same', dilation=(3, 1), groups=2)),
+    'valid': ((1, 2, 5, 6), (3, 2, 3, 2), False, dict(padding='valid', stride=2)),
+    'unbatched': ((3, 5, 4), (4, 3, 3, 2), True, dict(padding=1, stride=(2, 1))),
+    'unbatched_same_even_kernel': ((2, 4, 5), (3, 2, 2, 2), False, dict(padding='same')),
 }
 
 
@@ -148,6 +154,46 @@ def test_avg_pool2d(shape, kernel, stride, padding):
           padding=padding)
 
 
+# (input shape, kernel_size, stride, padding, dilation, ceil_mode)
+MAX_POOL_DILATED = [
+    ((1, 2, 7, 7), 2, 1, 0, 2, False),
+    ((2, 1, 8, 7), 3, 2, 1, 2, True),
+    ((1, 2, 7, 8), (2, 3), (2, 1), (1, 0), (3, 1), True),
+    ((2, 7, 6), 3, 2, 1, 1, False),                     # unbatched (C, H, W)
+]
+
+
+@pytest.mark.parametrize('shape, kernel, stride, padding, dilation, ceil', MAX_POOL_DILATED)
+def test_max_pool2d_dilation_and_indices(shape, kernel, stride, padding, dilation, ceil):
+    x = rand(*shape, seed=4)
+    options = dict(kernel_size=kernel, stride=stride, padding=padding, dilation=dilation,
+                   ceil_mode=ceil)
+    agree('max_pool2d', [x], **options)
+    (_, fast), (_, ref) = F.max_pool2d(x, **options, return_indices=True), \
+        R.max_pool2d(x, **options, return_indices=True)
+    assert fast.dtype == ref.dtype == np.int64
+    np.testing.assert_array_equal(fast.numpy(), ref.numpy())
+
+
+# (input shape, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
+AVG_POOL_OPTIONS = [
+    ((1, 2, 6, 6), 3, 2, 1, True, True, None),
+    ((1, 2, 6, 6), 3, 2, 1, True, False, None),
+    ((2, 1, 5, 7), (3, 2), (2, 1), (1, 1), False, False, None),
+    ((2, 2, 3, 4), 4, 2, 0, True, True, None),
+    ((1, 2, 5, 6), 3, 2, 1, False, True, 4),
+    ((2, 6, 5), 3, 2, 1, True, False, None),            # unbatched (C, H, W)
+]
+
+
+@pytest.mark.parametrize('shape, kernel, stride, padding, ceil, include, divisor',
+                         AVG_POOL_OPTIONS)
+def test_avg_pool2d_options(shape, kernel, stride, padding, ceil, include, divisor):
+    agree('avg_pool2d', [rand(*shape, seed=5)], kernel_size=kernel, stride=stride,
+          padding=padding, ceil_mode=ceil, count_include_pad=include,
+          divisor_override=divisor)
+
+
 def test_pooling_defaults():
     agree('max_pool2d', [rand(1, 2, 5, 5, seed=6)], kernel_size=2)
     agree('avg_pool2d', [rand(1, 2, 5, 5, seed=6)], kernel_size=(2, 3))
@@ -164,6 +210,7 @@ LRN = [
     ((1, 3, 3, 2), 7, 0.5, 0.75, 2.0),
     ((1, 4, 2, 2), 1, 0.5, 0.75, 2.0),   # size 1: each channel by itself
     ((1, 1, 3, 3), 3, 0.5, 0.75, 2.0),   # a single channel
+    ((5, 2, 3), 4, 0.5, 0.75, 2.0),      # unbatched (C, H, W)
 ]
 
 
@@ -307,7 +354,8 @@ GENERIC = ('minidl.functional.math', 'minidl.functional.shape')
 GRAPHS = {
     'conv2d': lambda: R.conv2d(rand(1, 4, 5, 5), rand(4, 2, 3, 3), rand(4), padding=1, groups=2),
     'max_pool2d': lambda: R.max_pool2d(rand(1, 2, 6, 6), 3, 2, 1, ceil_mode=True),
-    'avg_pool2d': lambda: R.avg_pool2d(rand(1, 2, 6, 6), 3, 2, 1),
+    'avg_pool2d': lambda: R.avg_pool2d(rand(1, 2, 6, 6), 3, 2, 1, ceil_mode=True,
+                                       count_include_pad=False),
     'local_response_norm': lambda: R.local_response_norm(rand(1, 5, 2, 2)),
     'batch_norm': lambda: R.batch_norm(rand(4, 3), None, None, rand(3), rand(3), training=True),
     'softmax_cross_entropy': lambda: R.softmax_cross_entropy(rand(4, 3), np.array([0, 2, 1, 2]),

@@ -1,8 +1,12 @@
 """2-D convolution (NCHW, as ``torch.nn.functional.conv2d``) by im2col and matrix products.
 
 Shapes: x (N, C, H, W), weight W (OC, C/G, KH, KW), bias b (OC,), G = groups, and
-y (N, OC, OH, OW) with OH = (H + 2 ph - dh (KH - 1) - 1) // sh + 1 (likewise OW). With
-xpad = x zero-padded by (ph, pw) and g = o // (OC/G) the group of output channel o:
+y (N, OC, OH, OW) with OH = (H + pt + pb - dh (KH - 1) - 1) // sh + 1 (likewise OW), where
+the padding (pt, pb, pl, pr) = (top, bottom, left, right) is (ph, ph, pw, pw) for a numeric
+``padding``, zero for 'valid', and for 'same' (stride 1) the dh (KH - 1) rows a window
+spans beyond one pixel, split as torch does: pt = dh (KH - 1) // 2 on top, the rest (one
+more for an even span) at the bottom; likewise left/right. With xpad = x zero-padded so
+and g = o // (OC/G) the group of output channel o:
 
     y[n, o, p, q] = b[o] + sum_{c<C/G, i<KH, j<KW} W[o, c, i, j]
                                                    * xpad[n, g C/G + c, p sh + i dh, q sw + j dw]
@@ -37,27 +41,27 @@ from ..kernels.elementwise import ascontiguousarray
 from ..tensor import Function, as_tensor, is_grad_enabled
 from ..utils import check_float, check_int, output_size, pair
 
-# stride, padding, dilation: (h, w) pairs of ints; groups: int
-Geometry = namedtuple('Geometry', 'stride padding dilation groups')
+# stride, dilation: (h, w) pairs of ints; pads: (top, bottom, left, right); groups: int
+Geometry = namedtuple('Geometry', 'stride pads dilation groups')
 
 
 # ----------------------------------------------------------------------------- layouts
 def _out_hw(x_shape, kernel, geo):
     """(OH, OW) for input (N, C, H, W) and kernel (KH, KW)."""
-    return tuple(output_size(x_shape[2 + a], kernel[a], geo.stride[a], geo.padding[a],
-                             geo.dilation[a]) for a in (0, 1))
+    return tuple(output_size(x_shape[2 + a] + geo.pads[2 * a] + geo.pads[2 * a + 1],
+                             kernel[a], geo.stride[a], 0, geo.dilation[a]) for a in (0, 1))
 
 
 def _im2col(x, kernel, geo):
     """col (G, C/G*KH*KW, N*OH*OW) of x (N, C, H, W): im2col's matrix, one block per group."""
-    col = K.im2col(x, kernel, geo.stride, geo.padding, geo.dilation)
+    col = K.im2col(x, kernel, geo.stride, geo.pads, geo.dilation)
     return col.reshape(geo.groups, col.shape[0] // geo.groups, -1)
 
 
 def _col2im(gcol, x_shape, kernel, out_hw, geo):
     """Adjoint of _im2col: gcol (G, C/G*KH*KW, N*OH*OW) summed back into (N, C, H, W)."""
     return K.col2im(gcol.reshape(-1, gcol.shape[-1]), x_shape, kernel, geo.stride,
-                    geo.padding, geo.dilation, out_hw)
+                    geo.pads, geo.dilation, out_hw)
 
 
 def _weight_matrix(w, groups):
@@ -168,22 +172,44 @@ class Conv2dGradWeight(Function):
 
 
 # ----------------------------------------------------------------------------- API
+def _pads(padding, kernel, stride, dilation):
+    """(top, bottom, left, right) zero padding for conv2d's ``padding`` option: an int or an
+    (h, w) pair (both sides alike), 'valid' (none) or 'same' (stride 1 only, as in torch:
+    the output has the input's size; an odd span d (k - 1) puts its extra row/column at the
+    bottom/right)."""
+    if isinstance(padding, str):
+        if padding == 'valid':
+            return (0, 0, 0, 0)
+        if padding != 'same':
+            raise ValueError(f"conv2d: padding must be 'same', 'valid', an int or a pair of "
+                             f"ints, got {padding!r}")
+        if stride != (1, 1):
+            raise ValueError(f"conv2d: padding='same' needs stride 1 (as in torch), got "
+                             f"stride {stride}")
+        spans = [d * (k - 1) for d, k in zip(dilation, kernel)]
+        return (spans[0] // 2, spans[0] - spans[0] // 2, spans[1] // 2, spans[1] - spans[1] // 2)
+    ph, pw = pair('conv2d', 'padding', padding)
+    return (ph, ph, pw, pw)
+
+
 def _geometry(x, w, b, stride, padding, dilation, groups):
-    """Check the shapes and options of a conv2d call; return its Geometry."""
-    if x.ndim != 4:
-        raise ValueError(f"conv2d: input must be 4-D (N, C, H, W), got shape {x.shape}")
+    """Check the shapes and options of a conv2d call on a 4-D x; return its Geometry."""
     if w.ndim != 4:
         raise ValueError(f"conv2d: weight must be 4-D (OC, C/groups, KH, KW), "
                          f"got shape {w.shape}")
     if min(w.shape) < 1:
         raise ValueError(f"conv2d: weight {w.shape} (OC, C/groups, KH, KW) must have at "
                          f"least one output channel, input channel and kernel row and column")
-    geo = Geometry(pair('conv2d', 'stride', stride), pair('conv2d', 'padding', padding),
-                   pair('conv2d', 'dilation', dilation), groups)
-    if min(geo.stride) < 1 or min(geo.dilation) < 1 or min(geo.padding) < 0:
-        raise ValueError(f"conv2d: stride {geo.stride} and dilation {geo.dilation} must be "
-                         f"positive and padding {geo.padding} non-negative (input {x.shape}, "
-                         f"weight {w.shape})")
+    stride = pair('conv2d', 'stride', stride)
+    dilation = pair('conv2d', 'dilation', dilation)
+    if min(stride) < 1 or min(dilation) < 1:
+        raise ValueError(f"conv2d: stride {stride} and dilation {dilation} must be positive "
+                         f"(input {x.shape}, weight {w.shape})")
+    pads = _pads(padding, w.shape[2:], stride, dilation)
+    if min(pads) < 0:
+        raise ValueError(f"conv2d: padding {(pads[0], pads[2])} must be non-negative "
+                         f"(input {x.shape}, weight {w.shape})")
+    geo = Geometry(stride, pads, dilation, groups)
     (c, oc), g = (x.shape[1], w.shape[0]), check_int('conv2d', 'groups', groups, 1)
     if c % g:
         raise ValueError(f"conv2d: input channels C={c} of input {x.shape} are not "
@@ -200,10 +226,10 @@ def _geometry(x, w, b, stride, padding, dilation, groups):
     oh, ow = _out_hw(x.shape, w.shape[2:], geo)
     if oh < 1 or ow < 1:
         span = tuple(d * (k - 1) + 1 for d, k in zip(geo.dilation, w.shape[2:]))
-        padded = tuple(n + 2 * p for n, p in zip(x.shape[2:], geo.padding))
+        padded = (x.shape[2] + pads[0] + pads[1], x.shape[3] + pads[2] + pads[3])
         raise ValueError(f"conv2d: kernel {w.shape[2:]} of weight {w.shape} with dilation "
                          f"{geo.dilation} spans {span}, larger than the padded input {padded} "
-                         f"(input {x.shape}, padding {geo.padding})")
+                         f"(input {x.shape}, padding {padding!r})")
     return geo._replace(groups=g)
 
 
@@ -211,12 +237,22 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """2-D convolution of x (N, C, H, W) with weight (OC, C/groups, KH, KW) plus bias (OC,).
 
     Exactly ``torch.nn.functional.conv2d`` (a cross-correlation, zero padding); stride,
-    padding and dilation are an int or an (h, w) pair. x, weight and bias must have one
+    padding and dilation are an int or an (h, w) pair; ``padding`` may also be 'valid' (no
+    padding) or 'same' (output size = input size; stride 1 only; an even kernel gets its
+    extra row/column of padding at the bottom/right, as in torch). An unbatched x (C, H, W)
+    is convolved as a batch of one and gives (OC, OH, OW). x, weight and bias must have one
     floating-point dtype (docs/dtypes.md); returns (N, OC, OH, OW), in that dtype.
     """
     x, weight = as_tensor(x, op='conv2d'), as_tensor(weight, op='conv2d')
     bias = None if bias is None else as_tensor(bias, op='conv2d')
     check_float('conv2d', input=x, weight=weight, bias=bias)
+    if x.ndim not in (3, 4):
+        raise ValueError(f"conv2d: input must be 3-D (C, H, W) or 4-D (N, C, H, W), got "
+                         f"shape {x.shape}")
+    unbatched = x.ndim == 3
+    if unbatched:  # torch's rule: a batch of one, returned without the batch axis
+        x = x.reshape(1, *x.shape)
     geo = _geometry(x, weight, bias, stride, padding, dilation, groups)
     conv = Conv2d(geo, keep_col=weight.requires_grad and is_grad_enabled())
-    return conv(x, weight) if bias is None else conv(x, weight, bias)
+    y = conv(x, weight) if bias is None else conv(x, weight, bias)
+    return y.reshape(*y.shape[1:]) if unbatched else y

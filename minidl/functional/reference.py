@@ -35,6 +35,7 @@ from .. import backend
 from .. import functional as F
 from ..tensor import Tensor
 from ..utils import output_size, pair
+from .conv import _pads as conv_pads
 
 
 def _check(ok, message):
@@ -49,17 +50,23 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 
     For each group and each kernel offset (i, j), the strided slice of xpad read at that
     offset, (N, C/G, OH, OW), is multiplied over its channels by W[group, :, i, j].
+    ``padding='same'`` pads d (k - 1) // 2 on top/left and the rest at the bottom/right
+    (``conv._pads``); an unbatched x (C, H, W) is a batch of one.
     """
+    if x.ndim == 3:
+        y = conv2d(x.reshape(1, *x.shape), weight, bias, stride, padding, dilation, groups)
+        return y.reshape(*y.shape[1:])
     sh, sw = pair('conv2d', 'stride', stride, 1)
-    ph, pw = pair('conv2d', 'padding', padding, 0)
     dh, dw = pair('conv2d', 'dilation', dilation, 1)
     n, c, h, w = x.shape
     oc, cg, kh, kw = weight.shape
+    top, bottom, left, right = conv_pads(padding, (kh, kw), (sh, sw), (dh, dw))
     _check(c == cg * groups and oc % groups == 0, f"conv2d: input {x.shape}, weight "
            f"{weight.shape} and groups={groups} do not fit together")
-    oh, ow = output_size(h, kh, sh, ph, dh), output_size(w, kw, sw, pw, dw)
+    oh = output_size(h + top + bottom, kh, sh, 0, dh)
+    ow = output_size(w + left + right, kw, sw, 0, dw)
     _check(oh > 0 and ow > 0, f"conv2d: kernel {(kh, kw)} does not fit the input {x.shape}")
-    xpad, og = F.pad(x, (pw, pw, ph, ph)), oc // groups
+    xpad, og = F.pad(x, (left, right, top, bottom)), oc // groups
 
     def patch(g, i, j):  # (N, C/G, OH*OW): channel group g read at kernel offset (i, j)
         rows, cols = slice(i * dh, i * dh + oh * sh, sh), slice(j * dw, j * dw + ow * sw, sw)
@@ -72,37 +79,96 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     return y if bias is None else y + bias.reshape(1, oc, 1, 1)
 
 
-def _windows(op, x, kernel_size, stride, padding, ceil_mode, value):
-    """(N, C, KH*KW, OH, OW): the KH*KW strided slices of x padded with ``value``, one per
-    kernel offset. The bottom/right get what the last window needs (more in ceil mode)."""
+def _unbatched(op, x, *args, **options):
+    """op on an unbatched x (C, H, W), as a batch of one returned without the batch axis
+    (also each Tensor of a tuple result: max_pool2d's indices)."""
+    y = op(x.reshape(1, *x.shape), *args, **options)
+    return tuple(t.reshape(*t.shape[1:]) for t in y) if isinstance(y, tuple) else \
+        y.reshape(*y.shape[1:])
+
+
+def _pool_geometry(op, x, kernel_size, stride, padding, dilation, ceil_mode):
+    """kernel, stride, padding, dilation, output size and (top, bottom, left, right)
+    padding of a pooling: the bottom/right get what the last window needs."""
     kh, kw = pair(op, 'kernel_size', kernel_size, 1)
     sh, sw = (kh, kw) if stride is None else pair(op, 'stride', stride, 1)
     ph, pw = pair(op, 'padding', padding, 0)
-    n, c, h, w = x.shape
+    dh, dw = pair(op, 'dilation', dilation, 1)
+    h, w = x.shape[2:]
     _check(ph <= kh // 2 and pw <= kw // 2, f"{op}: padding must be at most half the kernel")
-    oh, ow = output_size(h, kh, sh, ph, 1, ceil_mode), output_size(w, kw, sw, pw, 1, ceil_mode)
+    oh = output_size(h, kh, sh, ph, dh, ceil_mode)
+    ow = output_size(w, kw, sw, pw, dw, ceil_mode)
     _check(oh > 0 and ow > 0, f"{op}: kernel {(kh, kw)} does not fit the input {x.shape}")
-    bottom, right = max(ph, (oh - 1) * sh + kh - h - ph), max(pw, (ow - 1) * sw + kw - w - pw)
-    xpad = F.pad(x, (pw, right, ph, bottom), value)
-    return F.concat([xpad[:, :, None, i:i + oh * sh:sh, j:j + ow * sw:sw]
+    bottom = max(ph, (oh - 1) * sh + dh * (kh - 1) + 1 - h - ph)
+    right = max(pw, (ow - 1) * sw + dw * (kw - 1) + 1 - w - pw)
+    return (kh, kw), (sh, sw), (dh, dw), (oh, ow), (ph, bottom, pw, right)
+
+
+def _stack(xpad, kernel, stride, dilation, out):
+    """(N, C, KH*KW, OH, OW): the KH*KW strided slices of the padded xpad, one per kernel
+    offset (i, j): slice k = i*KW + j holds xpad[n, c, p sh + i dh, q sw + j dw]."""
+    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out
+    return F.concat([xpad[:, :, None, i * dh:i * dh + oh * sh:sh, j * dw:j * dw + ow * sw:sw]
                      for i in range(kh) for j in range(kw)], axis=2)
 
 
-def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False):
-    """y[n, c, p, q] = max_{i<KH, j<KW} xpad[n, c, p sh + i, q sw + j], xpad = x padded with
-    -inf (so padding never wins).
+def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    """y[n, c, p, q] = max_{i<KH, j<KW} xpad[n, c, p sh + i dh, q sw + j dw], xpad = x
+    padded with -inf (so padding never wins).
 
     Ties (e.g. a window of ReLU zeros): ``Tensor.max`` shares the gradient equally among
     the maxima, where the fast op gives all of it to the first one, as PyTorch does.
+    return_indices: the map of plane positions h*W + w, read through the same windows at
+    each window's (first) argmax.
     """
-    return _windows('max_pool2d', x, kernel_size, stride, padding, ceil_mode,
-                    -np.inf).max(axis=2)
+    if x.ndim == 3:
+        return _unbatched(max_pool2d, x, kernel_size, stride, padding, dilation, ceil_mode,
+                          return_indices)
+    kernel, stride, dilation, out, (top, bottom, left, right) = _pool_geometry(
+        'max_pool2d', x, kernel_size, stride, padding, dilation, ceil_mode)
+    windows = _stack(F.pad(x, (left, right, top, bottom), -np.inf), kernel, stride, dilation,
+                     out)
+    y = windows.max(axis=2)
+    if not return_indices:
+        return y
+    xp = backend.get_array_module(x.data)
+    h, w = x.shape[2:]
+    plane = Tensor(xp.arange(h * w, dtype=np.float64).reshape(1, 1, h, w))
+    positions = _stack(F.pad(plane, (left, right, top, bottom), -1.0), kernel, stride,
+                       dilation, out).data                       # (1, 1, KH*KW, OH, OW)
+    k = F.argmax(windows, axis=2).data[:, :, None]               # (N, C, 1, OH, OW)
+    positions = xp.broadcast_to(positions, windows.shape)
+    return y, Tensor(xp.take_along_axis(positions, k, axis=2)[:, :, 0].astype(np.int64))
 
 
-def avg_pool2d(x, kernel_size, stride=None, padding=0):
-    """y[n, c, p, q] = 1/(KH KW) sum_{i<KH, j<KW} xpad[n, c, p sh + i, q sw + j], xpad = x
-    padded with zeros, which count in the divisor (count_include_pad=True)."""
-    return _windows('avg_pool2d', x, kernel_size, stride, padding, False, 0.0).mean(axis=2)
+def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True, divisor_override=None):
+    """y[n, c, p, q] = 1/D[p, q] sum_{i<KH, j<KW} xpad[n, c, p sh + i, q sw + j], xpad = x
+    padded with zeros.
+
+    D = divisor_override if given, else the window sums of a mask of ones over the input
+    (count_include_pad=False) or over the input with its ``padding`` on every side
+    (count_include_pad=True; zeros only where ceil-mode windows overhang beyond that):
+    KH*KW for every window with the defaults.
+    """
+    if x.ndim == 3:
+        return _unbatched(avg_pool2d, x, kernel_size, stride, padding, ceil_mode,
+                          count_include_pad, divisor_override)
+    kernel, stride, dilation, out, (top, bottom, left, right) = _pool_geometry(
+        'avg_pool2d', x, kernel_size, stride, padding, 1, ceil_mode)
+    total = _stack(F.pad(x, (left, right, top, bottom), 0.0), kernel, stride, dilation,
+                   out).sum(axis=2)
+    if divisor_override is not None:
+        return total / divisor_override
+    h, w = x.shape[2:]
+    mask = Tensor(backend.get_array_module(x.data).ones((1, 1, h, w), dtype=x.dtype))
+    if count_include_pad:  # the padding counts: ones there too, zeros only beyond
+        mask = F.pad(mask, (left, left, top, top), 1.0)
+        mask = F.pad(mask, (0, right - left, 0, bottom - top), 0.0)
+    else:
+        mask = F.pad(mask, (left, right, top, bottom), 0.0)
+    return total / _stack(mask, kernel, stride, dilation, out).sum(axis=2)
 
 
 # ----------------------------------------------------------------------------- normalisation
@@ -110,8 +176,11 @@ def local_response_norm(x, size=5, alpha=1e-4, beta=0.75, k=2.0):
     """b_i = a_i / (k + alpha * sum_{j = i - size//2}^{i + (size-1)//2} a_j^2)^beta over the
     channels i of x (N, C, H, W), with the channels beyond the edges counting as zero.
 
-    s is the sum of ``size`` shifted channel slices of a^2 zero-padded along C.
+    s is the sum of ``size`` shifted channel slices of a^2 zero-padded along C. An
+    unbatched x (C, H, W) is a batch of one.
     """
+    if x.ndim == 3:
+        return _unbatched(local_response_norm, x, size, alpha, beta, k)
     n, c, h, w = x.shape
     _check(size >= 1, f"local_response_norm: size must be positive, got {size!r}")
     sq = F.pad(x ** 2, (0, 0, 0, 0, size // 2, (size - 1) // 2))  # channel i is at i + size//2

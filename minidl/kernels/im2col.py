@@ -76,20 +76,21 @@ def windows_sum(cols, shape, stride, dilation=(1, 1)):
     return x
 
 
-def im2col(x, kernel, stride, padding, dilation):
+def im2col(x, kernel, stride, pads, dilation):
     """col (C*KH*KW, N*OH*OW) of x (N, C, H, W):
 
         col[(c, i, j), (n, p, q)] = xpad[n, c, p*sh + i*dh, q*sw + j*dw]
 
-    the strided window view (N, C, KH, KW, OH, OW) of the zero-padded input, copied once
-    (by all CPU threads) in the order (C, KH, KW, N, OH, OW).
+    the strided window view (N, C, KH, KW, OH, OW) of the input zero-padded by
+    pads = (top, bottom, left, right) (unequal for conv2d's padding='same' with an even
+    kernel), copied once (by all CPU threads) in the order (C, KH, KW, N, OH, OW).
     """
-    (kh, kw), (ph, pw) = kernel, padding
-    view = windows(pad2d(x, (ph, ph, pw, pw)), kernel, stride, dilation)
+    kh, kw = kernel
+    view = windows(pad2d(x, pads), kernel, stride, dilation)
     return ascontiguousarray(view.transpose(1, 2, 3, 0, 4, 5)).reshape(x.shape[1] * kh * kw, -1)
 
 
-def col2im(col, x_shape, kernel, stride, padding, dilation, out_hw):
+def col2im(col, x_shape, kernel, stride, pads, dilation, out_hw):
     """Adjoint of ``im2col``: col (C*KH*KW, N*OH*OW) summed back into an (N, C, H, W) array.
 
     Each entry goes back to the pixel of xpad it was read from (overlaps add up); the
@@ -98,7 +99,7 @@ def col2im(col, x_shape, kernel, stride, padding, dilation, out_hw):
     contiguously; one transposing copy ends it.
     """
     n, c, h, w = x_shape
-    (kh, kw), (oh, ow), (ph, pw) = kernel, out_hw, padding
+    (kh, kw), (oh, ow), (top, bottom, left, right) = kernel, out_hw, pads
     cols = col.reshape(c, kh, kw, n, oh, ow).transpose(0, 3, 1, 2, 4, 5)  # (C, N, KH, KW, ..)
-    gx = windows_sum(cols, (c, n, h + 2 * ph, w + 2 * pw), stride, dilation)
-    return ascontiguousarray(gx[:, :, ph:ph + h, pw:pw + w].transpose(1, 0, 2, 3))
+    gx = windows_sum(cols, (c, n, h + top + bottom, w + left + right), stride, dilation)
+    return ascontiguousarray(gx[:, :, top:top + h, left:left + w].transpose(1, 0, 2, 3))

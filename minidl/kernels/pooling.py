@@ -31,17 +31,18 @@ def index_dtype(count):
     return np.int64
 
 
-def max_pool(x, kernel, stride, pads, out, track=True):
-    """(y, index): y[n, c, p, q] = max of window (p, q) of x padded by ``pads`` with -inf;
-    index[n, c, p, q] = i*KW + j of its first maximum in row-major window order (a NaN
-    wins), or None when ``track`` is False (no gradient will be asked for).
+def max_pool(x, kernel, stride, pads, out, track=True, dilation=(1, 1)):
+    """(y, index): y[n, c, p, q] = max of window (p, q) of x padded by ``pads`` with -inf
+    (taps ``dilation`` apart); index[n, c, p, q] = i*KW + j of its first maximum in
+    row-major window order (a NaN wins), or None when ``track`` is False (no gradient will
+    be asked for).
 
     A running max over the offsets k = 1 .. KH*KW-1: where offset k is strictly greater,
     index becomes k (computed as max(index, k * [v > y]), k growing).
     """
     xp = get_array_module(x)
     kh, kw = kernel
-    cols = windows(pad2d(x, pads, lowest(x.dtype)), kernel, stride, out_size=out)
+    cols = windows(pad2d(x, pads, lowest(x.dtype)), kernel, stride, dilation, out_size=out)
     y = xp.empty(x.shape[:2] + tuple(out), x.dtype)
     dtype = np.dtype(index_dtype(kh * kw))
     index = xp.zeros(y.shape, dtype) if track else None
@@ -64,26 +65,41 @@ def max_pool(x, kernel, stride, pads, out, track=True):
     return y, index
 
 
-def argmax_positions(index, kernel, stride, padded):
+def argmax_positions(index, kernel, stride, padded, dilation=(1, 1)):
     """Where each window's argmax sits in the padded input, as a flat index.
 
     index (N, C, OH, OW) holds k = i*KW + j; the result (N, C, OH, OW), int32 where it
-    fits, is ((n*C + c)*Hp + oh*sh + i)*Wp + ow*sw + j, a position in the padded input
-    flattened to N*C*Hp*Wp numbers.
+    fits, is ((n*C + c)*Hp + oh*sh + i*dh)*Wp + ow*sw + j*dw, a position in the padded
+    input flattened to N*C*Hp*Wp numbers.
     """
     xp = get_array_module(index)
     n, c, oh, ow = index.shape
-    (kh, kw), (sh, sw), (hp, wp) = kernel, stride, padded[2:]
+    (kh, kw), (sh, sw), (dh, dw), (hp, wp) = kernel, stride, dilation, padded[2:]
     dtype = xp.int32 if n * c * hp * wp < 2 ** 31 else xp.int64
     corner = (xp.arange(oh, dtype=dtype) * (sh * wp)).reshape(oh, 1) + \
         xp.arange(ow, dtype=dtype) * sw                                   # (OH, OW)
     pos = (xp.arange(n * c, dtype=dtype) * (hp * wp)).reshape(n, c, 1, 1) + corner
-    inside = xp.asarray([(k // kw) * wp + k % kw for k in range(kh * kw)], dtype=dtype)
+    inside = xp.asarray([(k // kw) * dh * wp + (k % kw) * dw for k in range(kh * kw)],
+                        dtype=dtype)
     pos += inside[index]                                              # within the window
     return pos
 
 
-def max_pool_grad(gy, index, kernel, stride, padded):
+def plane_indices(index, kernel, stride, dilation, padding, width):
+    """torch's ``return_indices``: where each window's argmax sits in its (unpadded) input
+    plane, as the int64 flat index row*W + col, row = oh*sh - ph + i*dh and
+    col = ow*sw - pw + j*dw for the stored k = i*KW + j (never in the padding: -inf loses).
+    """
+    xp = get_array_module(index)
+    _, _, oh, ow = index.shape
+    kw, (sh, sw), (dh, dw), (ph, pw) = kernel[1], stride, dilation, padding
+    k = index.astype(xp.int64)
+    rows = (xp.arange(oh, dtype=xp.int64) * sh - ph).reshape(oh, 1) + (k // kw) * dh
+    cols = xp.arange(ow, dtype=xp.int64) * sw - pw + (k % kw) * dw
+    return rows * width + cols
+
+
+def max_pool_grad(gy, index, kernel, stride, padded, dilation=(1, 1)):
     """gx (shape ``padded``) = zeros with gy added at each window's argmax.
 
     One unbuffered scatter-add (``np.add.at``, ``cupyx.scatter_add``) of gy into the
@@ -94,20 +110,46 @@ def max_pool_grad(gy, index, kernel, stride, padded):
 
     def part(a, b):
         gx[a:b] = 0
-        pos = argmax_positions(index[a:b], kernel, stride, padded)
+        pos = argmax_positions(index[a:b], kernel, stride, padded, dilation)
         backend.scatter_add(gx[a:b].reshape(-1), pos.reshape(-1), gy[a:b].reshape(-1))
     cpu.parallel_rows(part, gx)
     return gx
 
 
-def max_pool_gather(gx_padded, index, kernel, stride):
+def max_pool_gather(gx_padded, index, kernel, stride, dilation=(1, 1)):
     """ggy = gx_padded read at each window's argmax: the adjoint of ``max_pool_grad``."""
-    pos = argmax_positions(index, kernel, stride, gx_padded.shape)
+    pos = argmax_positions(index, kernel, stride, gx_padded.shape, dilation)
     return gx_padded.reshape(-1)[pos]
 
 
-def avg_pool(x, kernel, stride, pads, out):
-    """y = the mean of each KH x KW window of x zero-padded by ``pads`` (divisor KH*KW).
+def avg_divisor(size, kernel, stride, padding, out, count_include_pad, divisor_override,
+                like):
+    """The divisor D of average pooling, torch's rule: ``divisor_override`` if given; else
+    per window the number of its pixels inside the input padded by ``padding`` on both
+    sides (count_include_pad) or inside the input (not count_include_pad). Along one axis
+    window o covers [o*s - p, min(o*s - p + k, size + p)), and with count_include_pad=False
+    that is clipped to [0, size); D[oh, ow] is the product of the two axes' counts.
+
+    A Python number when every window has the same divisor (always with the defaults:
+    KH*KW), else an (OH, OW) array in the dtype and on the device of ``like``.
+    """
+    if divisor_override is not None:
+        return divisor_override
+    counts = []
+    for n, k, s, p, o in zip(size, kernel, stride, padding, out):
+        start = np.arange(o) * s - p
+        end = np.minimum(start + k, n + p)
+        counts.append(end - start if count_include_pad else
+                      np.minimum(end, n) - np.maximum(start, 0))
+    if all((c == k).all() for c, k in zip(counts, kernel)):
+        return kernel[0] * kernel[1]
+    divisor = np.outer(counts[0], counts[1]).astype(like.dtype)
+    return backend.to_device(divisor, backend.device_of(like))
+
+
+def avg_pool(x, kernel, stride, pads, out, divisor=None):
+    """y = the sum of each KH x KW window of x zero-padded by ``pads``, divided by
+    ``divisor`` (a number, or an (OH, OW) array: one per window; default KH*KW).
 
     A float16 x is summed in float32 (``utils.compute_dtype``), y rounded to float16 once.
     """
@@ -116,13 +158,13 @@ def avg_pool(x, kernel, stride, pads, out):
     y = cols[:, :, 0, 0].astype(compute_dtype(x.dtype))  # a copy
     for k in range(1, kh * kw):
         y += cols[:, :, k // kw, k % kw]
-    y /= kh * kw
+    y /= kh * kw if divisor is None else divisor
     return y.astype(x.dtype, copy=False)
 
 
-def avg_pool_grad(gy, kernel, stride, padded):
-    """gx (shape ``padded``): every pixel gets gy / (KH*KW) from each window that reads it."""
+def avg_pool_grad(gy, kernel, stride, padded, divisor=None):
+    """gx (shape ``padded``): every pixel gets gy / D from each window that reads it."""
     (kh, kw), (n, c, oh, ow) = kernel, gy.shape
-    share = gy / (kh * kw)
+    share = gy / (kh * kw if divisor is None else divisor)
     cols = get_array_module(gy).broadcast_to(share[:, :, None, None], (n, c, kh, kw, oh, ow))
     return windows_sum(cols, padded, stride)

@@ -38,7 +38,8 @@ class Linear(Module):
 
 
 class Conv2d(Module):
-    """2-D convolution over NCHW input; weight (out, in/groups, kh, kw), bias (out,)."""
+    """2-D convolution over NCHW (or unbatched CHW) input; weight (out, in/groups, kh, kw),
+    bias (out,). ``padding`` is an int, an (h, w) pair, 'valid' or 'same' (stride 1)."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
                  dilation=1, groups=1, bias=True):
@@ -52,8 +53,17 @@ class Conv2d(Module):
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
         self.kernel_size = pair('Conv2d', 'kernel_size', kernel_size, 1)
         self.stride = pair('Conv2d', 'stride', stride, 1)
-        self.padding = pair('Conv2d', 'padding', padding, 0)
         self.dilation = pair('Conv2d', 'dilation', dilation, 1)
+        if isinstance(padding, str):
+            if padding not in ('same', 'valid'):
+                raise ValueError(f"Conv2d: padding must be 'same', 'valid', an int or a pair "
+                                 f"of ints, got {padding!r}")
+            if padding == 'same' and self.stride != (1, 1):
+                raise ValueError(f"Conv2d: padding='same' needs stride 1 (as in torch), got "
+                                 f"stride {self.stride}")
+            self.padding = padding
+        else:
+            self.padding = pair('Conv2d', 'padding', padding, 0)
         self.weight = _empty(out_channels, in_channels // groups, *self.kernel_size)
         self.register_parameter('bias', _empty(out_channels) if bias else None)
         init.default_init_(self.weight, self.bias)
@@ -65,7 +75,7 @@ class Conv2d(Module):
     def extra_repr(self):
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, " \
             f"stride={self.stride}"
-        if any(self.padding):
+        if isinstance(self.padding, str) or any(self.padding):
             s += f", padding={self.padding}"
         if self.dilation != (1, 1):
             s += f", dilation={self.dilation}"
@@ -121,41 +131,71 @@ class Dropout(Module):
         return f"p={self.p}"
 
 
-def _check_pool(op, kernel_size, stride, padding):
+def _check_pool(op, kernel_size, stride, padding, dilation=1):
     """The pooling options checked as F.max_pool2d / F.avg_pool2d will (without an input)."""
     pair(op, 'kernel_size', kernel_size, 1)
     if stride is not None:
         pair(op, 'stride', stride, 1)
     pair(op, 'padding', padding, 0)
+    pair(op, 'dilation', dilation, 1)
+
+
+def _check_flags(op, **flags):
+    for name, flag in flags.items():
+        if not isinstance(flag, bool):
+            raise ValueError(f"{op}: {name} must be True or False, got {flag!r}")
 
 
 class MaxPool2d(Module):
-    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False):
+    """F.max_pool2d as a layer, with torch's parameters in torch's order; with
+    ``return_indices=True`` it returns (y, indices). (N, C, H, W) or unbatched (C, H, W)."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False,
+                 ceil_mode=False):
         super().__init__()
-        _check_pool('MaxPool2d', kernel_size, stride, padding)
+        _check_pool('MaxPool2d', kernel_size, stride, padding, dilation)
+        _check_flags('MaxPool2d', return_indices=return_indices, ceil_mode=ceil_mode)
         self.kernel_size, self.stride = kernel_size, stride if stride is not None else kernel_size
-        self.padding, self.ceil_mode = padding, ceil_mode
+        self.padding, self.dilation, self.ceil_mode = padding, dilation, ceil_mode
+        self.return_indices = return_indices
 
     def forward(self, x):
-        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode)
+        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation,
+                            self.ceil_mode, self.return_indices)
 
     def extra_repr(self):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}" \
-               + (', ceil_mode=True' if self.ceil_mode else '')
+               + (f', dilation={self.dilation}' if self.dilation != 1 else '') \
+               + (', ceil_mode=True' if self.ceil_mode else '') \
+               + (', return_indices=True' if self.return_indices else '')
 
 
 class AvgPool2d(Module):
-    def __init__(self, kernel_size, stride=None, padding=0):
+    """F.avg_pool2d as a layer, with torch's parameters and defaults (count_include_pad=True,
+    ceil_mode=False, divisor_override=None). (N, C, H, W) or unbatched (C, H, W)."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
+                 count_include_pad=True, divisor_override=None):
         super().__init__()
         _check_pool('AvgPool2d', kernel_size, stride, padding)
+        _check_flags('AvgPool2d', ceil_mode=ceil_mode, count_include_pad=count_include_pad)
+        if divisor_override is not None and check_int('AvgPool2d', 'divisor_override',
+                                                      divisor_override) == 0:
+            raise ValueError("AvgPool2d: divisor_override must be a nonzero int or None, got 0")
         self.kernel_size, self.stride = kernel_size, stride if stride is not None else kernel_size
-        self.padding = padding
+        self.padding, self.ceil_mode = padding, ceil_mode
+        self.count_include_pad, self.divisor_override = count_include_pad, divisor_override
 
     def forward(self, x):
-        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding)
+        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                            self.count_include_pad, self.divisor_override)
 
     def extra_repr(self):
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}" \
+               + (', ceil_mode=True' if self.ceil_mode else '') \
+               + ('' if self.count_include_pad else ', count_include_pad=False') \
+               + ('' if self.divisor_override is None
+                  else f', divisor_override={self.divisor_override}')
 
 
 class LocalResponseNorm(Module):
