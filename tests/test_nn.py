@@ -196,10 +196,10 @@ def test_pooling_layers_with_the_new_options_match_torch(shape, device):
                   torch.nn.AvgPool2d(2, divisor_override=3)(tx))
 
 
-def test_local_response_norm_layer_accepts_an_unbatched_input():
-    x = rand(5, 3, 2, requires_grad=False)
+def test_local_response_norm_layer_reads_a_3d_input_as_n_c_l():
+    x = rand(2, 5, 3, requires_grad=False)
     lrn = nn.LocalResponseNorm(3, alpha=0.5)
-    np.testing.assert_array_equal(lrn(x).numpy(), lrn(x.reshape(1, 5, 3, 2)).numpy()[0])
+    np.testing.assert_array_equal(lrn(x).numpy(), lrn(x.reshape(2, 5, 3, 1)).numpy()[..., 0])
 
 
 def test_pooling_layers_reject_bad_options_at_construction():

@@ -69,18 +69,16 @@ def test_lrn_equals_torch_with_alpha_times_size(size, alpha, beta, k, device):
                        [rand(2, 7, 3, 4, seed=size, device=device)])
 
 
-def test_lrn_of_an_unbatched_input_gradcheck(device):
+def test_lrn_of_a_3d_input_gradcheck(device):
     assert minidl.gradcheck(lambda t: local_response_norm(t, 4, 0.5),
-                            [rand(5, 2, 3, seed=9, device=device)])
+                            [rand(2, 5, 3, seed=9, device=device)])
 
 
 @requires_torch
-def test_lrn_of_an_unbatched_input_is_a_batch_of_one_like_torch(device):
-    # torch reads a 3-D input as (N, C, L); ours is (C, H, W), as for conv2d and pooling,
-    # so the oracle is torch on the batch of one, without its batch axis
+def test_lrn_reads_a_3d_input_as_n_c_l_like_torch(device):
     check_torch_parity(lambda t: local_response_norm(t, 3, 0.5),
-                       lambda t: tF.local_response_norm(t[None], 3, 0.5 * 3, 0.75, 2.0)[0],
-                       [rand(6, 3, 2, seed=10, device=device)])
+                       lambda t: tF.local_response_norm(t, 3, 0.5 * 3, 0.75, 2.0),
+                       [rand(3, 6, 4, seed=10, device=device)])
 
 
 def test_lrn_stores_only_the_scale():
@@ -112,7 +110,7 @@ def test_lrn_keeps_float32_on_the_device(device):
 
 
 @pytest.mark.parametrize('shape, size, message', [
-    ((3, 4), 5, r"3-D \(C, H, W\) or 4-D \(N, C, H, W\) input.*\(3, 4\)"),
+    ((3, 4), 5, r"3-D \(N, C, L\) or 4-D \(N, C, H, W\) input.*\(3, 4\)"),
     ((2, 3, 4, 4, 1), 5, r"4-D \(N, C, H, W\) input.*\(2, 3, 4, 4, 1\)"),
     ((2, 3, 4, 4), 0, r"size must be a positive int, got 0.*\(2, 3, 4, 4\)"),
     ((2, 3, 4, 4), 2.5, r"size must be a positive int, got 2.5"),

@@ -57,10 +57,9 @@ class LRNGrad(Function):
 
 
 def local_response_norm(x, size=5, alpha=1e-4, beta=0.75, k=2.0):
-    """Local response normalisation across the channels of x (N, C, H, W) or of an
-    unbatched x (C, H, W) (a batch of one, returned as (C, H, W), like conv2d and the
-    poolings; note that torch reads a 3-D input as (N, C, L) instead), as in the
-    AlexNet paper (Krizhevsky et al. 2012, section 3.3):
+    """Local response normalisation across the channels (axis 1) of x (N, C, H, W), or of
+    x (N, C, L) as torch reads a 3-D input, as in the AlexNet paper (Krizhevsky et al.
+    2012, section 3.3):
 
         b_i = a_i / (k + alpha * sum_{j = i - size//2}^{i + (size-1)//2} a_j^2)^beta
 
@@ -76,16 +75,16 @@ def local_response_norm(x, size=5, alpha=1e-4, beta=0.75, k=2.0):
     x = as_tensor(x, op='local_response_norm')
     check_float('local_response_norm', input=x)
     if x.ndim not in (3, 4):
-        raise ValueError(f"local_response_norm: expected a 3-D (C, H, W) or 4-D (N, C, H, W) "
+        raise ValueError(f"local_response_norm: expected a 3-D (N, C, L) or 4-D (N, C, H, W) "
                          f"input, got shape {x.shape}")
     if not isinstance(size, numbers.Integral) or isinstance(size, bool) or size < 1:
         raise ValueError(f"local_response_norm: size must be a positive int, got {size!r} "
                          f"(input shape {x.shape})")
     alpha, beta, k = (check_number('local_response_norm', name, value)
                       for name, value in (('alpha', alpha), ('beta', beta), ('k', k)))
-    if x.ndim == 3:  # unbatched (C, H, W): a batch of one, returned without the batch axis
-        y = LocalResponseNorm(int(size), alpha, beta, k)(x.reshape(1, *x.shape))
-        return y.reshape(*y.shape[1:])
+    if x.ndim == 3:  # (N, C, L), as torch: the same across channels of an (N, C, L, 1)
+        return LocalResponseNorm(int(size), alpha, beta, k)(x.reshape(*x.shape, 1)).reshape(
+            *x.shape)
     return LocalResponseNorm(int(size), alpha, beta, k)(x)
 
 

@@ -176,11 +176,12 @@ def local_response_norm(x, size=5, alpha=1e-4, beta=0.75, k=2.0):
     """b_i = a_i / (k + alpha * sum_{j = i - size//2}^{i + (size-1)//2} a_j^2)^beta over the
     channels i of x (N, C, H, W), with the channels beyond the edges counting as zero.
 
-    s is the sum of ``size`` shifted channel slices of a^2 zero-padded along C. An
-    unbatched x (C, H, W) is a batch of one.
+    s is the sum of ``size`` shifted channel slices of a^2 zero-padded along C. A 3-D x
+    is (N, C, L), as torch reads it.
     """
     if x.ndim == 3:
-        return _unbatched(local_response_norm, x, size, alpha, beta, k)
+        return local_response_norm(x.reshape(*x.shape, 1), size, alpha, beta, k).reshape(
+            *x.shape)
     n, c, h, w = x.shape
     _check(size >= 1, f"local_response_norm: size must be positive, got {size!r}")
     sq = F.pad(x ** 2, (0, 0, 0, 0, size // 2, (size - 1) // 2))  # channel i is at i + size//2
