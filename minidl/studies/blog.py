@@ -52,12 +52,12 @@ def init_scale(ctx):
         p = F.softmax(logits, axis=1).data
         weights = [(n, m.weight) for n, m in model.named_modules()
                    if isinstance(m, (nn.Conv2d, nn.Linear))]
+        norms = {n: float(np.linalg.norm(w.grad.data)) for n, w in weights}  # at init
         history = ctx.train(model, data, epochs, lr=0.01)
         rows.append({'scale': scale,
                      'softmax_input_range': float(logits.data.max() - logits.data.min()),
                      'saturated_fraction': float((p.max(axis=1) > 0.999).mean()),
-                     'initial_loss': loss.item(),
-                     'grad_norms': {n: float(np.linalg.norm(w.grad.data)) for n, w in weights},
+                     'initial_loss': loss.item(), 'grad_norms': norms,
                      'loss_per_epoch': [h['train_loss'] for h in history],
                      'test_error': history[-1]['test_error']})
         ctx.log(f"  scale {scale}: softmax input range {rows[-1]['softmax_input_range']:.3g}, "
@@ -80,6 +80,7 @@ def init_scale(ctx):
                f"the first layer's gradient norm goes from {small['grad_norms'][first]:.3g} to "
                f"{big['grad_norms'][first]:.3g}. ")
     losses = ', '.join(f"{r['scale']}x: {r['loss_per_epoch'][-1]:.3g}" for r in rows)
+    losses = losses.replace('nan', 'not finite (diverged)')
     verdict += (f"Training loss after {epochs} epoch(s) at each scale: {losses} (ln 2 = 0.693 "
                 f"is chance for two classes). With ReLUs the logits grow as about scale^L "
                 f"over the L = 8 layers, so too large a scale saturates the softmax and too "
