@@ -11,7 +11,7 @@ def narrow_vgg(config, lrn=False, pair_as_5x5=False, divide=NARROW):
     """A CIFAR-sized VGG (32x32 -> five 2x2 pools -> 1x1) with its widths divided by
     ``divide`` and a 10-way linear classifier. ``config`` is a list as in models/vgg.py;
     ``pair_as_5x5`` replaces each pair of consecutive 3x3 convolutions by one 5x5
-    (the paper's check of net B, section 4.1)."""
+    (the paper's check of net B, section 4.1). He initialisation, zero biases."""
     layers, channels, previous = [], 3, None
     for item in config:
         if item == 'M':
@@ -28,7 +28,10 @@ def narrow_vgg(config, lrn=False, pair_as_5x5=False, divide=NARROW):
         if lrn and len(layers) == 2:
             layers.append(nn.LocalResponseNorm(5, 1e-4, 0.75, 2.0))
         channels, previous = width, width
-    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(channels, 10))
+    from models.alexnet import he_init_
+    net = nn.Sequential(*layers, nn.Flatten(), nn.Linear(channels, 10))
+    he_init_(net)  # a plain net this deep trains from He's initialisation, not PyTorch's
+    return net
 
 
 CONFIG_A = [64, 'M', 128, 'M', 256, 256, 'M', 512, 512, 'M', 512, 512, 'M']
