@@ -1,6 +1,8 @@
 """max_pool2d and avg_pool2d: gradient checks (first and second order) in float64, parity
 with torch.nn.functional (forward, gradients, output sizes incl. ceil_mode) and dtypes, each
 on every device; what max pooling stores for backward and the errors for bad arguments."""
+import itertools
+
 import numpy as np
 import pytest
 
@@ -92,6 +94,11 @@ def test_max_pool2d_torch_parity(shape, kernel, stride, padding, ceil, device):
                        [rand(*shape, seed=4, device=device)])
 
 
+# (size, kernel, stride, padding, ceil_mode): the grid both poolings are checked on
+GRID = list(itertools.product((3, 4, 5, 6, 7), (1, 2, 3, 4), (1, 2, 3), (0, 1, 2),
+                              (False, True)))
+
+
 @requires_torch
 def test_max_pool2d_output_sizes_and_values_match_torch_over_a_grid(device):
     """Every (size, kernel, stride, padding, ceil_mode) on a small grid: same output (or
@@ -99,25 +106,21 @@ def test_max_pool2d_output_sizes_and_values_match_torch_over_a_grid(device):
     input or its left padding."""
     rng = np.random.default_rng(5)
     checked = 0
-    for h in (3, 4, 5, 6, 7):
-        for k in (1, 2, 3, 4):
-            for s in (1, 2, 3):
-                for p in (0, 1, 2):
-                    for ceil in (False, True):
-                        x = rng.standard_normal((1, 2, h, h + 1))
-                        try:
-                            theirs = tF.max_pool2d(torch.tensor(x), k, s, p, ceil_mode=ceil)
-                        except RuntimeError:
-                            theirs = None
-                        x = minidl.tensor(x, device=device)
-                        if theirs is None:
-                            with pytest.raises(ValueError, match='max_pool2d'):
-                                max_pool2d(x, k, s, p, ceil_mode=ceil)
-                            continue
-                        ours = max_pool2d(x, k, s, p, ceil_mode=ceil)
-                        assert ours.shape == tuple(theirs.shape), (h, k, s, p, ceil)
-                        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
-                        checked += 1
+    for h, k, s, p, ceil in GRID:
+        x = rng.standard_normal((1, 2, h, h + 1))
+        try:
+            theirs = tF.max_pool2d(torch.tensor(x), k, s, p, ceil_mode=ceil)
+        except RuntimeError:
+            theirs = None
+        x = minidl.tensor(x, device=device)
+        if theirs is None:
+            with pytest.raises(ValueError, match='max_pool2d'):
+                max_pool2d(x, k, s, p, ceil_mode=ceil)
+            continue
+        ours = max_pool2d(x, k, s, p, ceil_mode=ceil)
+        assert ours.shape == tuple(theirs.shape), (h, k, s, p, ceil)
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+        checked += 1
     assert checked > 200
 
 
@@ -346,24 +349,19 @@ def test_avg_pool2d_divisors_match_torch_over_a_grid(device):
     inside the input (not), and ones that fit by KH*KW or their input part."""
     rng = np.random.default_rng(7)
     checked = 0
-    for h in (3, 4, 5, 6, 7):
-        for k in (1, 2, 3, 4):
-            for s in (1, 2, 3):
-                for p in (0, 1, 2):
-                    for ceil in (False, True):
-                        for include in (True, False):
-                            x = minidl.tensor(rng.standard_normal((1, 2, h, h + 1)),
-                                              requires_grad=True, device=device)
-                            options = (k, s, p, ceil, include)
-                            try:
-                                tF.avg_pool2d(torch.tensor(x.numpy()), *options)
-                            except RuntimeError:
-                                with pytest.raises(ValueError, match='avg_pool2d'):
-                                    avg_pool2d(x, *options)
-                                continue
-                            check_torch_parity(lambda t: avg_pool2d(t, *options),
-                                               lambda t: tF.avg_pool2d(t, *options), [x])
-                            checked += 1
+    for (h, k, s, p, ceil), include in itertools.product(GRID, (True, False)):
+        x = minidl.tensor(rng.standard_normal((1, 2, h, h + 1)), requires_grad=True,
+                          device=device)
+        options = (k, s, p, ceil, include)
+        try:
+            tF.avg_pool2d(torch.tensor(x.numpy()), *options)
+        except RuntimeError:
+            with pytest.raises(ValueError, match='avg_pool2d'):
+                avg_pool2d(x, *options)
+            continue
+        check_torch_parity(lambda t: avg_pool2d(t, *options),
+                           lambda t: tF.avg_pool2d(t, *options), [x])
+        checked += 1
     assert checked > 400
 
 
