@@ -16,10 +16,10 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
-# minidl before NumPy: its OpenBLAS thread setting only applies before OpenBLAS loads
+# NumPy first, as users write it (minidl re-applies its OpenBLAS setting on import)
+import numpy as np  # noqa: E402
 import minidl  # noqa: E402
 import minidl.functional as F  # noqa: E402
-import numpy as np  # noqa: E402
 
 try:
     import torch

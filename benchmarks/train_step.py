@@ -33,9 +33,9 @@ import time
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..')
 sys.path.insert(0, ROOT)
-# minidl before NumPy: its OpenBLAS thread setting only applies before OpenBLAS loads
-import minidl  # noqa: E402
+# NumPy first, as users write it (minidl re-applies its OpenBLAS setting on import)
 import numpy as np  # noqa: E402
+import minidl  # noqa: E402
 import minidl.functional as F  # noqa: E402
 import minidl.nn as mnn  # noqa: E402
 import models  # noqa: E402

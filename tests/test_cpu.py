@@ -145,10 +145,41 @@ def test_malloc_setting_follows_minidl_malloc(setting, tuned):
 
 
 @pytest.mark.parametrize('first, says', [('minidl', 'minidl imported before NumPy'),
-                                         ('numpy', 'minidl imported after NumPy')])
-def test_describe_says_whether_the_openblas_setting_could_apply(first, says):
+                                         ('numpy', 'NumPy imported first, timeout re-applied')])
+def test_describe_says_how_the_openblas_setting_was_applied(first, says):
     code = f"import {first}, minidl; print(minidl.cpu.describe())"
     env = {k: v for k, v in os.environ.items() if k != 'OPENBLAS_THREAD_TIMEOUT'}
     out = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True,
                          text=True, check=True).stdout
     assert says in out and 'OpenBLAS thread timeout 4' in out
+
+
+SPIN = """
+import sys, time, resource
+import numpy as np
+if sys.argv[1] == 'minidl':
+    import minidl
+a = np.ones((600, 600), np.float32)
+burnt = 0.0
+for _ in range(3):
+    a @ a
+    t0 = resource.getrusage(resource.RUSAGE_SELF).ru_utime
+    time.sleep(0.25)
+    burnt += resource.getrusage(resource.RUSAGE_SELF).ru_utime - t0
+print(burnt)
+"""
+
+
+@pytest.mark.skipif(cpu._numpy_openblas() is None or cpu.get_num_threads() < 2,
+                    reason="needs NumPy's own OpenBLAS and two cores")
+def test_numpy_imported_first_still_stops_openblas_spinning_after_a_product():
+    """Users import NumPy first. OpenBLAS's idle threads then burn ~0.1 s of CPU after
+    every matrix product unless minidl re-applies the short thread timeout on import."""
+    env = {k: v for k, v in os.environ.items() if k != 'OPENBLAS_THREAD_TIMEOUT'}
+
+    def burnt(import_minidl):
+        out = subprocess.run([sys.executable, '-c', SPIN, 'minidl' if import_minidl else '-'],
+                             env=env, capture_output=True, text=True, check=True).stdout
+        return float(out)
+    assert burnt(False) > 0.15      # NumPy alone: its worker thread spins after each product
+    assert burnt(True) < 0.05       # NumPy, then minidl: it no longer does

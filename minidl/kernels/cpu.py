@@ -15,8 +15,10 @@ Three facts about NumPy on a small machine shape this file (measured in docs/per
    runs on ``import minidl`` unless the environment has ``MINIDL_MALLOC=system``.
 
 3. OpenBLAS's idle threads spin for about 0.1 s after each matrix product, on the cores
-   these threads need. ``minidl/__init__.py`` sets ``OPENBLAS_THREAD_TIMEOUT`` when it is
-   imported before NumPy (``describe()`` says whether it was).
+   these threads need. ``minidl/__init__.py`` sets ``OPENBLAS_THREAD_TIMEOUT``: read by
+   OpenBLAS when it loads if minidl comes first; if NumPy was imported first (as in every
+   user's script), ``apply_openblas_thread_timeout`` makes the loaded OpenBLAS re-read it
+   and restart its threads (``describe()`` says which happened).
 
 The PyTorch-named knobs are ``minidl.set_num_threads(n)`` and ``minidl.get_num_threads()``
 (default: the cores this process may run on, or ``MINIDL_NUM_THREADS``, read on first use).
@@ -142,9 +144,14 @@ def parallel_rows(fn, array, passes=1):
 def describe():
     """One line of the CPU settings that change minidl's speed (for benchmark headers)."""
     timeout = os.environ.get('OPENBLAS_THREAD_TIMEOUT') or 'default'
-    early = 'before' if OPENBLAS_TIMEOUT_APPLIED else 'after'
+    if OPENBLAS_TIMEOUT_APPLIED == 'at load':
+        how = 'minidl imported before NumPy'
+    elif OPENBLAS_TIMEOUT_APPLIED:
+        how = 'NumPy imported first, timeout re-applied'
+    else:
+        how = 'NumPy imported first, timeout NOT applied'
     return (f"{get_num_threads()} threads, malloc {'reuse' if MALLOC_TUNED else 'system'}, "
-            f"OpenBLAS thread timeout {timeout}, minidl imported {early} NumPy")
+            f"OpenBLAS thread timeout {timeout} ({how})")
 
 
 def keep_freed_memory():
@@ -163,6 +170,38 @@ def keep_freed_memory():
         return False
     M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
     return bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, 2 ** 31 - 1))
+
+
+def _numpy_openblas():
+    """NumPy's own OpenBLAS (the ``scipy_openblas`` library its wheels ship), or None."""
+    libs = os.path.join(os.path.dirname(os.path.dirname(np.__file__)), 'numpy.libs')
+    names = sorted(n for n in os.listdir(libs) if 'openblas' in n) if os.path.isdir(libs) else []
+    for name in names:
+        try:
+            lib = ctypes.CDLL(os.path.join(libs, name))  # already loaded: the same handle
+        except OSError:
+            continue
+        if all(hasattr(lib, f) for f in ('openblas_read_env', 'openblas_thread_timeout',
+                                         'blas_thread_shutdown_')):
+            return lib
+    return None
+
+
+def apply_openblas_thread_timeout():
+    """Make an OpenBLAS that loaded before ``OPENBLAS_THREAD_TIMEOUT`` was set use it now.
+
+    OpenBLAS reads its environment once, when it loads, and its threads read the timeout
+    when they start. So: read the environment again (``openblas_read_env``) and stop the
+    threads (``blas_thread_shutdown_``); the next matrix product starts them afresh with
+    the new timeout. Returns True when the loaded OpenBLAS now has the timeout asked for.
+    Call it while no other thread is inside a BLAS call (on ``import minidl``)."""
+    wanted = os.environ.get('OPENBLAS_THREAD_TIMEOUT', '')
+    lib = _numpy_openblas()
+    if lib is None or not wanted.strip().isdigit():
+        return False
+    lib.openblas_read_env()
+    lib.blas_thread_shutdown_()
+    return lib.openblas_thread_timeout() == int(wanted)
 
 
 OPENBLAS_TIMEOUT_APPLIED = None  # set by minidl/__init__.py: was it set before NumPy loaded?
