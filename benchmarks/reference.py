@@ -21,7 +21,6 @@ import numpy as np  # noqa: E402
 import minidl  # noqa: E402
 import minidl.functional as F  # noqa: E402
 from minidl.functional import reference as R  # noqa: E402
-import numpy as np  # noqa: E402
 
 from ops import cpu_name, median_ms, parse_args, save_json  # noqa: E402
 
