@@ -8,13 +8,15 @@ prod(kernel). Random numbers come from minidl's generator (``minidl.manual_seed`
 - ``xavier_uniform_`` / ``xavier_normal_`` (Glorot & Bengio 2010):
   std = gain * sqrt(2 / (fan_in + fan_out)).
 - The AlexNet paper: ``normal_(w, 0, 0.01)`` for weights, ``constant_(b, 1)`` or ``zeros_``.
+- ``dirac_``: the identity convolution (a 1 at the kernel centre linking output channel d
+  to input channel d), deterministic.
 """
 import math
 
 import numpy as np
 
 from .. import random
-from ..utils import check_number
+from ..utils import check_int, check_number
 
 
 def _fill(tensor, array):
@@ -70,6 +72,39 @@ def zeros_(tensor):
 
 def ones_(tensor):
     return constant_(tensor, 1)
+
+
+def dirac_(tensor, groups=1):
+    """The Dirac delta, as ``torch.nn.init.dirac_``: a convolution weight (out, n, *kernel)
+    of 1-, 2- or 3-d kernels (a 3-, 4- or 5-d tensor; n input channels per group) that
+    passes input channels through.
+
+    Split the out channels into ``groups`` blocks of m = out / groups. Within block g,
+    output channel g*m + d gets a single 1 at (its group's) input channel d and the kernel
+    centre (k // 2 for each kernel size k), for d < min(m, n); every other entry is 0.
+    A grouped convolution feeds block g with input channels g*n ... g*n + n - 1, so for an
+    odd kernel with 'same' padding (k // 2 on each side) and stride 1, in 1-d,
+
+        y[g*m + d, i] = sum_{c, j} w[g*m + d, c, j] x[g*n + c, i - k//2 + j] = x[g*n + d, i]
+
+    for d < min(m, n): with groups=1 the first min(out, n) outputs copy the first inputs.
+    The other outputs of a block (d >= n) are 0.
+    """
+    groups = check_int('dirac_', 'groups', groups, 1)
+    if tensor.ndim not in (3, 4, 5):
+        raise ValueError(f"dirac_: expected a 3-, 4- or 5-d tensor (out, in, *kernel), got "
+                         f"shape {tensor.shape}")
+    out_channels, in_channels = tensor.shape[:2]
+    if out_channels % groups:
+        raise ValueError(f"dirac_: dim 0 (out channels) must be divisible by groups "
+                         f"{groups}, got shape {tensor.shape}")
+    per_group = out_channels // groups
+    centre = tuple(k // 2 for k in tensor.shape[2:])
+    tensor.data[...] = 0
+    for g in range(groups):
+        for d in range(min(per_group, in_channels)):
+            tensor.data[(g * per_group + d, d) + centre] = 1
+    return tensor
 
 
 def _kaiming_std(tensor, a, mode, nonlinearity):
