@@ -174,6 +174,13 @@ class Module:
         for p in self.parameters():
             p.grad = None
 
+    def requires_grad_(self, requires_grad=True):
+        """Set ``requires_grad`` on every parameter (``requires_grad_(False)`` freezes the
+        module: its parameters get no gradient, so optimizers skip them). Returns self."""
+        for p in self.parameters():
+            p.requires_grad = requires_grad
+        return self
+
     def to(self, device_or_dtype):
         """Move every parameter, gradient and buffer to a device ('cpu'/'cuda') or cast
         floating-point ones to a dtype (``model.to(numpy.float64)``), in place."""
