@@ -6,7 +6,8 @@ DeZero for AlexNet-CIFAR without LRN; per-layer forward/backward times of AlexNe
                                     [--warmup 2] [--tf32] [--json out.json]
 
 Cases. CPU: alexnet-cifar batch 128, alexnet-cifar-nolrn batch 128 (LRN layers replaced by
-Identity; also timed in DeZero, which has no LRN), ImageNet alexnet batch 16 (224x224).
+Identity; also timed in DeZero, which has no LRN), ImageNet alexnet batch 16 (224x224),
+vgg-fast-cifar batch 1024 and 512 (PyTorch channels-last, as airbench94 runs it).
 GPU (when both minidl.cuda and torch.cuda are available): alexnet-cifar 256,
 vgg16-bn-cifar 256, alexnet 128.
 
@@ -43,9 +44,12 @@ from ops import cpu_name  # noqa: E402  (benchmarks/ops.py, beside this script)
 
 SEED = 0
 LR, MOMENTUM = 0.01, 0.9
-CPU_CASES = [('alexnet-cifar', 128), ('alexnet-cifar-nolrn', 128), ('alexnet', 16)]
+CPU_CASES = [('alexnet-cifar', 128), ('alexnet-cifar-nolrn', 128), ('alexnet', 16),
+             ('vgg-fast-cifar', 1024), ('vgg-fast-cifar', 512)]
 GPU_CASES = [('alexnet-cifar', 256), ('vgg16-bn-cifar', 256), ('alexnet', 128)]
 DEZERO_MODELS = {'alexnet-cifar-nolrn'}   # timed in DeZero too (CPU only)
+# PyTorch runs these channels-last (NHWC memory), as airbench94 does: its fastest layout
+TORCH_CHANNELS_LAST = {'vgg-fast-cifar'}
 # the environment that undoes, in a peer's process, what importing minidl sets: glibc's
 # default malloc, and OpenBLAS's default thread timeout (an empty value reads as unset)
 PEERS_AS_SHIPPED = {'MINIDL_MALLOC': 'system', 'OPENBLAS_THREAD_TIMEOUT': ''}
@@ -113,6 +117,8 @@ def torch_layer(m):
         return tnn.Flatten(m.start_dim, m.end_dim)
     if isinstance(m, mnn.Identity):
         return tnn.Identity()
+    if isinstance(m, mnn.GELU):
+        return tnn.GELU(approximate=m.approximate)
     if isinstance(m, (mnn.Tanh, mnn.Sigmoid)):
         return tnn.Tanh() if isinstance(m, mnn.Tanh) else tnn.Sigmoid()
     raise TypeError(f"no torch twin for minidl layer {type(m).__name__}")
@@ -131,11 +137,47 @@ def copy_weights(minidl_module, torch_module):
                            f"{result.unexpected_keys}")
 
 
+def fast_cifar_twin(model):
+    """The torch twin of models.fast_cifar.FastCIFAR: the same modules under the same names
+    (so the same state_dict keys), the same frozen parameters, the weights copied."""
+    import torch.nn as tnn
+
+    class Group(tnn.Module):
+        def __init__(self, g):
+            super().__init__()
+            for name in ('conv1', 'pool', 'norm1', 'conv2', 'norm2', 'act'):
+                setattr(self, name, torch_layer(getattr(g, name)))
+
+        def forward(self, x):
+            x = self.act(self.norm1(self.pool(self.conv1(x))))
+            return self.act(self.norm2(self.conv2(x)))
+
+    class Twin(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.whiten, self.act = torch_layer(model.whiten), torch_layer(model.act)
+            self.groups = tnn.Sequential(*[Group(g) for g in model.groups])
+            self.pool, self.head = torch_layer(model.pool), torch_layer(model.head)
+
+        def forward(self, x):
+            x = self.groups(self.act(self.whiten(x)))
+            return self.head(self.pool(x).flatten(1)) * model.scale
+
+    twin = Twin()
+    copy_weights(model, twin)
+    frozen = {name for name, p in model.named_parameters() if not p.requires_grad}
+    for name, p in twin.named_parameters():
+        p.requires_grad = name not in frozen
+    return twin.float()
+
+
 def torch_twin(model):
     """torch Sequential(features, Flatten(1), classifier) walking the minidl layers in order,
     with the minidl weights copied (same state_dict keys)."""
     import torch.nn as tnn
     from collections import OrderedDict
+    if isinstance(model, models.FastCIFAR):
+        return fast_cifar_twin(model)
     check_zoo_layout(model)
     twin = tnn.Sequential(OrderedDict([
         ('features', tnn.Sequential(*[torch_layer(m) for m in model.features])),
@@ -331,13 +373,18 @@ def run_one(spec, args):
         twin, classes = build_twin(name, torch_twin)
         x_np, t_np = batch_arrays(name, batch, classes)
         x, t = torch.from_numpy(x_np), torch.from_numpy(t_np)
+        if name in TORCH_CHANNELS_LAST:
+            twin = twin.to(memory_format=torch.channels_last)
+            x = x.contiguous(memory_format=torch.channels_last)
+            out['layout'] = 'channels_last'
         if gpu:
             set_torch_tf32(torch, args.tf32)
             out['tf32'] = 'on' if args.tf32 else 'off'
             twin, x, t = twin.cuda(), x.cuda(), t.cuda()
             torch.cuda.reset_peak_memory_stats()
         twin.train()
-        opt = torch.optim.SGD(twin.parameters(), lr=LR, momentum=MOMENTUM)
+        opt = torch.optim.SGD([p for p in twin.parameters() if p.requires_grad], lr=LR,
+                              momentum=MOMENTUM)
 
         def step():
             opt.zero_grad()
@@ -598,6 +645,9 @@ def main():
                                    "NumPy-2 shims of import_dezero() (np.int, a float32 "
                                    "softmax cross-entropy backward)" if use_dezero else
                                    "not installed, skipped (pip install dezero)"))
+    if any(n in TORCH_CHANNELS_LAST for n, _, _ in cases):
+        notes.append("PyTorch runs " + ', '.join(sorted(TORCH_CHANNELS_LAST)) + " channels-last "
+                     "(model and batch in torch.channels_last), as airbench94 does")
     if any(d == 'cuda' for _, _, d in cases):
         state = 'on' if args.tf32 else 'off'
         notes.append(f"GPU TF32: torch {state}; minidl " + (

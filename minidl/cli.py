@@ -25,7 +25,8 @@ import numpy as np
 
 DATASETS = ('cifar10', 'fashion-mnist')
 OPTIMIZERS = ('sgd', 'adam', 'adamw')
-SCHEDULES = ('cosine', 'step', 'plateau', 'none')
+SCHEDULES = ('cosine', 'step', 'plateau', 'triangle', 'none')
+FLIPS = ('random', 'alternating')
 GENERIC = dict(dataset='cifar10', device='cpu', seed=0, epochs=10, batch_size=128,
                optimizer='sgd', lr=0.01, momentum=0.9, weight_decay=5e-4, schedule='cosine',
                warmup=0, label_smoothing=0.0)
@@ -42,7 +43,15 @@ MODEL_DEFAULTS = {
     'vgg16-bn-cifar': dict(epochs=60, lr=0.05, warmup=1),
     'vgg11-cifar': dict(epochs=40, lr=0.01, warmup=2),
     'vgg16-cifar': dict(epochs=60, lr=0.01, warmup=2),
+    # airbench94's recipe (docs/fast-cifar.md): its lr 11.5 and weight decay 0.0153 "per
+    # 1024 examples" on a summed loss are lr 1.5 and weight decay 0.0153 / 11.5 on our mean
+    # loss at batch 1024 (Nesterov momentum 0.85)
+    'vgg-fast-cifar': dict(epochs=10, batch_size=1024, lr=1.5, momentum=0.85,
+                           weight_decay=0.0153 / 11.5, schedule='triangle',
+                           label_smoothing=0.2, flip='alternating', translate=2, tta=2,
+                           lookahead=True, whiten=True, bias_lr_scale=64.0),
 }
+RECIPE_ONLY = ('whiten', 'bias_lr_scale')  # settings of the vgg-fast-cifar recipe alone
 
 
 class UsageError(Exception):
@@ -118,9 +127,23 @@ def check_settings(cfg, source=None):
             bad('classes', 'name at least two classes')
         if not all(n.strip() for n in names):
             bad('classes', 'be comma-separated class names, none of them empty')
-    for key in ('augment', 'lighting'):
+    for key in ('augment', 'lighting', 'lookahead', 'whiten'):
         if cfg.get(key) is not None and not isinstance(cfg[key], bool):
             bad(key, 'be true or false')
+    if cfg.get('flip') is not None and cfg['flip'] not in FLIPS:
+        bad('flip', 'be one of ' + ', '.join(FLIPS))
+    if cfg.get('translate') is not None and (not integer('translate')
+                                             or not 0 <= cfg['translate'] <= 8):
+        bad('translate', 'be an integer from 0 to 8 (pixels)')
+    if cfg.get('tta') is not None and (not integer('tta') or cfg['tta'] not in (0, 1, 2)):
+        bad('tta', 'be 0 (none), 1 (mirror) or 2 (mirror and translate)')
+    if cfg.get('bias_lr_scale') is not None and (not number('bias_lr_scale')
+                                                 or cfg['bias_lr_scale'] <= 0):
+        bad('bias_lr_scale', 'be a positive number')
+    for key in RECIPE_ONLY:
+        if cfg.get(key) is not None and cfg['model'] != 'vgg-fast-cifar':
+            bad(key, f"not be set for {cfg['model']} (only vgg-fast-cifar has a whitening "
+                     f"layer and this recipe)")
     if cfg.get('data') is not None and not isinstance(cfg['data'], str):
         bad('data', 'be a path')
 
@@ -148,15 +171,43 @@ def build_data(cfg, rank=0, world=1):
             raise UsageError("--lighting (PCA colour noise) needs RGB images (cifar10)")
         lighting = T.Lighting(0.1, *T.pca_lighting(train.images))
     augment = cfg.get('augment', True)
-    train_tf = T.train_transform(kind.mean, kind.std, 32, pad + 4 * augment, flip=augment,
-                                 lighting=lighting)
+    translate = cfg.get('translate')
+    if cfg.get('flip') == 'alternating' and augment:
+        T.flip_half_(train.images, cfg['seed'])  # (in memory: the files are not touched)
+        steps = [T.AlternatingFlip(), T.RandomCrop(32, pad + (translate or 0), 'reflect')]
+        train_tf = T.Compose(steps + [T.ToFloat(), T.Normalize(kind.mean, kind.std)])
+    else:
+        train_tf = T.train_transform(kind.mean, kind.std, 32,
+                                     pad + augment * (4 if translate is None else translate),
+                                     flip=augment, lighting=lighting)
     test_tf = T.Compose([T.RandomCrop(32, pad), T.ToFloat(), T.Normalize(kind.mean, kind.std)])
     device, shard = cfg['device'], (rank, world) if world > 1 else None
     return (train, test,
             DataLoader(train, cfg['batch_size'] // world, shuffle=True, transform=train_tf,
-                       seed=cfg['seed'], device=device, shard=shard),
+                       seed=cfg['seed'], device=device, shard=shard,
+                       drop_last=cfg['schedule'] == 'triangle'),
             DataLoader(test, 256, transform=test_tf, seed=cfg['seed'], device=device,
                        shard=shard))
+
+
+def build_callbacks(cfg, model, optimizer, train, steps_per_epoch):
+    """The Trainer callbacks of the settings: per-step lr, lookahead, whitening."""
+    from . import recipes
+    from .data import CIFAR10, FashionMNIST, transforms as T
+    total = cfg['epochs'] * steps_per_epoch
+    callbacks = []
+    if cfg['schedule'] == 'triangle':
+        callbacks.append(recipes.TriangleLR(optimizer, total))
+    if cfg.get('lookahead'):
+        callbacks.append(recipes.Lookahead(model, total))
+    if cfg.get('whiten'):
+        images = train.images[:5000]
+        kind = CIFAR10 if cfg['dataset'] == 'cifar10' else FashionMNIST
+        pad = (32 - images.shape[-1]) // 2
+        images = T.Normalize(kind.mean, kind.std)(T.ToFloat()(
+            np.pad(images, ((0, 0), (0, 0), (pad, pad), (pad, pad)))))
+        callbacks.append(recipes.Whitening(model, images))
+    return callbacks
 
 
 def _limit(dataset, n, seed):
@@ -179,8 +230,13 @@ def build_model(cfg, num_classes, in_channels):
 
 
 def build_optimizer(cfg, model):
-    from . import optim
+    from . import optim, recipes
+    if cfg.get('whiten') is False:  # the ablation: the first layer learns like the others
+        model.whiten.weight.requires_grad = True
     params = model.parameters()
+    if cfg.get('bias_lr_scale'):
+        params = recipes.param_groups(model, cfg['lr'], cfg['weight_decay'],
+                                      cfg['bias_lr_scale'])
     if cfg['optimizer'] == 'sgd':
         opt = optim.SGD(params, lr=cfg['lr'], momentum=cfg['momentum'],
                         weight_decay=cfg['weight_decay'], nesterov=cfg['momentum'] > 0)
@@ -192,7 +248,10 @@ def build_optimizer(cfg, model):
     main = {'cosine': lambda: sched.CosineAnnealingLR(opt, max(cfg['epochs'] - cfg['warmup'], 1)),
             'step': lambda: sched.StepLR(opt, max(cfg['epochs'] // 3, 1)),
             'plateau': lambda: sched.ReduceLROnPlateau(opt, mode='max', patience=3),
+            'triangle': lambda: None,  # per step: a callback (build_callbacks)
             'none': lambda: None}[cfg['schedule']]()
+    if cfg['warmup'] and cfg['schedule'] == 'triangle':
+        raise UsageError("--warmup does not apply to --schedule triangle (it warms up itself)")
     if cfg['warmup'] and cfg['schedule'] != 'plateau':
         main = sched.LinearWarmup(opt, cfg['warmup'], after=main)
     return opt, main
@@ -202,7 +261,7 @@ def build_optimizer(cfg, model):
 def cmd_train(args):
     from . import distributed as dist
     from . import random
-    from .train import CHECKPOINT, Trainer
+    from .train import CHECKPOINT, HISTORY, Trainer, write_json
     world, rank = dist.init(), dist.rank()
     if args.out is not None and os.path.exists(args.out) and not os.path.isdir(args.out):
         raise UsageError(f"--out: {args.out!r} is a file, not a run directory")
@@ -239,14 +298,22 @@ def cmd_train(args):
     main_print(f"training {cfg['model']} on {cfg['dataset']} ({len(train)} train / "
                f"{len(test)} test images, {len(train.classes)} classes) on {cfg['device']}"
                f"{ranks} -> {cfg['out']}")
+    callbacks = build_callbacks(cfg, model, opt, train, len(train_loader))
     trainer = Trainer(model, opt, train_loader, test_loader, sched, cfg['epochs'], cfg['out'],
-                      cfg['label_smoothing'], config=cfg)
+                      cfg['label_smoothing'], config=cfg, callbacks=callbacks)
     history = trainer.fit(resume=args.resume)
     if trainer.stopped:
         return 130
     if history:
         best = max(history, key=lambda r: r['val_acc'])
-        main_print(f"done: final test top-1 {history[-1]['val_acc']:.2%}, best "
+        tta = ''
+        if cfg.get('tta'):
+            result = trainer.evaluate(test_loader, tta=cfg['tta'])
+            history[-1]['val_acc_tta'] = result['acc']
+            if dist.is_main():
+                write_json(history, os.path.join(cfg['out'], HISTORY))
+            tta = f", with test-time augmentation (level {cfg['tta']}) {result['acc']:.2%}"
+        main_print(f"done: final test top-1 {history[-1]['val_acc']:.2%}{tta}, best "
                    f"{best['val_acc']:.2%} (epoch {best['epoch']}); total "
                    f"{sum(r['time'] for r in history):.0f} s")
     if dist.is_main():
@@ -276,8 +343,9 @@ def cmd_eval(args):
     _check_device(cfg['device'])
     model, test, loader = _restore(cfg, state)
     from .train import Trainer
-    result = Trainer(model, None, None).evaluate(loader)
-    print(f"{cfg['model']} on {cfg['dataset']} test set ({len(test)} images): loss "
+    result = Trainer(model, None, None).evaluate(loader, tta=args.tta)
+    tta = f" with test-time augmentation (level {args.tta})" if args.tta else ''
+    print(f"{cfg['model']} on {cfg['dataset']} test set ({len(test)} images){tta}: loss "
           f"{result['loss']:.4f}, top-1 {result['acc']:.2%}, top-5 {result['top5']:.2%}")
     return 0
 
@@ -491,6 +559,16 @@ def parser():
                    help='no random crops and flips')
     t.add_argument('--lighting', action='store_true', default=None,
                    help="the AlexNet paper's PCA colour noise")
+    t.add_argument('--flip', choices=FLIPS, help="random (a coin per image) or alternating "
+                   "(a fixed half mirrored, all flipped every other epoch)")
+    t.add_argument('--translate', type=int, help='random translation by up to N pixels '
+                   '(the padding of the random crop; default 4)')
+    t.add_argument('--tta', type=int, choices=(0, 1, 2), help='final test with test-time '
+                   'augmentation: 0 none, 1 mirror, 2 mirror and 1-pixel shifts')
+    t.add_argument('--no-lookahead', action='store_false', dest='lookahead', default=None,
+                   help='(vgg-fast-cifar) no weight averaging')
+    t.add_argument('--no-whiten', action='store_false', dest='whiten', default=None,
+                   help='(vgg-fast-cifar) train the first layer instead of whitening')
     t.add_argument('--device', choices=('cpu', 'cuda'))
     t.add_argument('--seed', type=int)
     t.add_argument('--data', help='data root (default: $MINIDL_DATA, then standard places)')
@@ -503,6 +581,9 @@ def parser():
     e = sub.add_parser('eval', help='evaluate a checkpoint on its test set')
     e.add_argument('--checkpoint', required=True)
     e.add_argument('--device', choices=('cpu', 'cuda'))
+    e.add_argument('--tta', type=int, nargs='?', const=2, default=0, choices=(0, 1, 2),
+                   help='test-time augmentation: 1 mirror, 2 (the default of a bare --tta) '
+                        'mirror and 1-pixel shifts')
     e.add_argument('--data')
     e.set_defaults(run=cmd_eval)
     s = sub.add_parser('summary', help='print the layer table of a model')

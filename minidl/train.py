@@ -10,6 +10,12 @@ the history. Ctrl-C finishes the current step, saves a checkpoint *inside* the e
 (with the number of steps done) and returns; ``fit(resume=True)`` replays the data order
 of that epoch (it is a function of seed and epoch) and continues with the next step, so
 an interrupted CPU run ends with the same numbers as an uninterrupted one.
+``callbacks``: objects with any of the methods ``on_fit_start(trainer, resumed)``,
+``on_epoch_start(trainer, epoch)``, ``on_step_end(trainer, epoch, step)``,
+``on_epoch_end(trainer, epoch)`` (after the epoch's last step, before evaluation) and
+``state_dict()`` / ``load_state_dict(state)`` (saved in the checkpoint): how a recipe
+(``minidl.recipes``) adds per-step learning rates, weight averaging or frozen layers
+without its own loop.
 A non-finite loss stops training before it can reach the weights (``TrainingDiverged``);
 so do weights or a test loss that an epoch's last step made NaN or infinite, before
 anything from that epoch is saved. ``fit`` first deletes the temporary files that a killed
@@ -53,6 +59,32 @@ def topk_correct(logits, labels, k):
     """Number of rows whose label is among the k largest logits (arrays on any device)."""
     top = (-logits).argsort(axis=1)[:, :k]
     return int((top == labels[:, None]).any(axis=1).sum())
+
+
+TTA_LEVELS = (0, 1, 2)
+
+
+def tta_logits(model, x, level=2):
+    """The logits of ``model`` for a batch x (N, C, H, W) with test-time augmentation
+    (airbench94's): level 0: ``model(x)``; level 1: the mean of the logits of x and of its
+    mirror image; level 2: half the level-1 logits of x plus half the mean of the level-1
+    logits of x translated by one pixel up-left and by one pixel down-right (the image
+    padded by 1 with reflection, then cropped at (0, 0) and (2, 2)). Six views at level 2."""
+    if level not in TTA_LEVELS:
+        raise ValueError(f"tta_logits: level must be one of {TTA_LEVELS}, got {level!r}")
+    if level == 0:
+        return model(x)
+
+    def mirrored(v):
+        return (model(v) + model(v[..., ::-1])) * 0.5
+    logits = mirrored(x)
+    if level == 1:
+        return logits
+    from .functional import pad
+    h, w = x.shape[-2:]
+    padded = pad(x, (1, 1, 1, 1), mode='reflect')
+    shifted = (mirrored(padded[..., :h, :w]) + mirrored(padded[..., 2:, 2:])) * 0.5
+    return (logits + shifted) * 0.5
 
 
 def predict(model, loader):
@@ -104,7 +136,7 @@ class Trainer:
 
     def __init__(self, model, optimizer, train_loader, val_loader=None, scheduler=None,
                  epochs=1, out_dir=None, label_smoothing=0.0, config=None, log=print,
-                 progress=True):
+                 progress=True, callbacks=()):
         self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
         self.train_loader, self.val_loader = train_loader, val_loader
         self.epochs, self.out_dir, self.label_smoothing = epochs, out_dir, label_smoothing
@@ -112,6 +144,7 @@ class Trainer:
         self.config, self.progress = config or {}, progress and self.main
         self.log = log if self.main else (lambda *args, **kwargs: None)
         self.history, self.stop_requested = [], False
+        self.callbacks = list(callbacks)
         self._stop = False  # the stop agreed on by every rank (Ctrl-C on any of them)
         if out_dir:
             os.makedirs(out_dir, exist_ok=True)
@@ -125,6 +158,7 @@ class Trainer:
                 self.log(f"deleted {len(removed)} temporary file(s) left by a killed run in "
                          f"{self.out_dir}: {', '.join(removed)}")
         epoch, step, partial = self._resume() if resume else (0, 0, None)
+        self._call('on_fit_start', resume)
         with self._sigint_requests_stop():
             while epoch < self.epochs:
                 train = self.train_epoch(epoch, skip=step, partial=partial)
@@ -139,6 +173,7 @@ class Trainer:
         """One epoch; returns {'train_loss', 'train_acc', 'time'} or None when stopped."""
         self.model.train()
         self.train_loader.set_epoch(epoch)
+        self._call('on_epoch_start', epoch)
         sums = dict(partial or {'loss': 0.0, 'correct': 0, 'seen': 0, 'time': 0.0})
         bar = Progress(len(self.train_loader), f"epoch {epoch + 1}/{self.epochs}", self.progress)
         start = time.perf_counter() - sums['time']
@@ -146,6 +181,7 @@ class Trainer:
             if step < skip:  # resuming inside this epoch: these batches were trained on
                 continue
             loss, correct = self.train_step(x, y, epoch, step)
+            self._call('on_step_end', epoch, step)
             sums['loss'] += loss * len(y)
             sums['correct'] += correct
             sums['seen'] += len(y)
@@ -196,13 +232,14 @@ class Trainer:
         total = dist.allreduce_(np.array([sums[k] for k in keys], np.float64), 'epoch sums')
         return {**sums, **dict(zip(keys, total.tolist()))}
 
-    def evaluate(self, loader):
-        """Loss, top-1 and top-5 accuracy over ``loader`` in eval mode."""
+    def evaluate(self, loader, tta=0):
+        """Loss, top-1 and top-5 accuracy over ``loader`` in eval mode; ``tta``: the level
+        of test-time augmentation (``tta_logits``)."""
         self.model.eval()
         loss = correct1 = correct5 = seen = 0
         with no_grad():
             for x, y in loader:
-                logits = self.model(x)
+                logits = tta_logits(self.model, x, tta)
                 loss += softmax_cross_entropy(logits, y, reduction='sum').item()
                 correct1 += topk_correct(logits.data, y.data, 1)
                 correct5 += topk_correct(logits.data, y.data, 5)
@@ -224,7 +261,13 @@ class Trainer:
                 raise TrainingDiverged(f"weights are not finite after epoch {epoch + 1}, "
                                        f"step {step} ({name}): {NOTHING_SAVED}")
 
+    def _call(self, hook, *args):
+        for callback in self.callbacks:
+            if hasattr(callback, hook):
+                getattr(callback, hook)(self, *args)
+
     def _end_epoch(self, epoch, train):
+        self._call('on_epoch_end', epoch)
         self._stop_if_weights_diverged(epoch, len(self.train_loader))
         record = {'epoch': epoch + 1, **train,
                   'lr': float(self.optimizer.param_groups[0]['lr'])}
@@ -265,7 +308,9 @@ class Trainer:
         state = {'format': 'minidl-train', 'epoch': epoch, 'step': step, 'partial': partial,
                  'model': self.model.state_dict(), 'optimizer': self.optimizer.state_dict(),
                  'scheduler': self.scheduler.state_dict() if self.scheduler else None,
-                 'rng': random.get_rng_state(), 'history': self.history, 'config': self.config}
+                 'rng': random.get_rng_state(), 'history': self.history, 'config': self.config,
+                 'callbacks': [c.state_dict() if hasattr(c, 'state_dict') else None
+                               for c in self.callbacks]}
         if self.world > 1:
             state['rng_ranks'] = dist.gather_object(random.get_rng_state())
         return state
@@ -292,6 +337,13 @@ class Trainer:
         self.optimizer.load_state_dict(state['optimizer'])
         if self.scheduler is not None and state['scheduler'] is not None:
             self.scheduler.load_state_dict(state['scheduler'])
+        saved = state.get('callbacks') or []
+        if len(saved) != len(self.callbacks):
+            raise ValueError(f"resume: {path} was saved with {len(saved)} callback state(s), "
+                             f"this trainer has {len(self.callbacks)} callbacks")
+        for callback, callback_state in zip(self.callbacks, saved):
+            if hasattr(callback, 'load_state_dict'):
+                callback.load_state_dict(callback_state)
         ranks = state.get('rng_ranks')
         if self.world == 1:
             random.set_rng_state(state['rng'])

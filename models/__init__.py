@@ -4,6 +4,7 @@ from functools import partial
 
 from .alexnet import AlexNet, AlexNetCIFAR, AlexNetCIFAR2Class
 from .vgg import VGG
+from .fast_cifar import FastCIFAR
 
 _IMAGENET, _CIFAR = 1000, 10
 
@@ -27,6 +28,7 @@ _REGISTRY = {
     'vgg16-cifar': (partial(VGG, 'D', cifar=True), _CIFAR),
     'vgg11-bn-cifar': (partial(VGG, 'A', cifar=True, batch_norm=True), _CIFAR),
     'vgg16-bn-cifar': (partial(VGG, 'D', cifar=True, batch_norm=True), _CIFAR),
+    'vgg-fast-cifar': (FastCIFAR, _CIFAR),
 }
 
 INPUT_SIZE = {name: 32 if ('cifar' in name) else 224 for name in _REGISTRY}

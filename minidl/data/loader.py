@@ -187,6 +187,8 @@ class _Iterator:
         self._stop = threading.Event()
         rng = loader.rng(epoch)
         batches = loader.batch_indices(epoch, rng)
+        if hasattr(loader.transform, 'set_epoch'):  # (before the worker starts reading it)
+            loader.transform.set_epoch(epoch)
         if loader.shard is not None and loader.shard[0] > 0:  # each rank its own crops
             rng = np.random.default_rng([loader.seed, epoch, loader.shard[0]])
         self._thread = threading.Thread(

@@ -55,6 +55,12 @@ class Compose:
             x = t(x, rng)
         return x
 
+    def set_epoch(self, epoch):
+        """Tell the transforms that depend on the epoch (``AlternatingFlip``) which it is."""
+        for t in self.transforms:
+            if hasattr(t, 'set_epoch'):
+                t.set_epoch(epoch)
+
     def __repr__(self):
         body = ''.join(f"\n    {t!r}," for t in self.transforms)
         return f"Compose([{body}\n])"
@@ -107,8 +113,9 @@ class Normalize:
 
 
 class RandomCrop:
-    """Zero-pad every side by ``padding``, then cut an ``(h, w)`` window at an independent
-    uniform offset per image:
+    """Pad every side by ``padding`` (zeros, or ``padding_mode='reflect'``: the mirror image
+    without repeating the edge, as ``numpy.pad(mode='reflect')`` and torchvision), then cut
+    an ``(h, w)`` window at an independent uniform offset per image:
 
         y[n, c, r, s] = xpad[n, c, i_n + r, j_n + s],
         i_n ~ U{0, ..., H + 2p - h},  j_n ~ U{0, ..., W + 2p - w}
@@ -117,11 +124,14 @@ class RandomCrop:
     windows, no loop over images).
     """
 
-    def __init__(self, size, padding=0):
+    def __init__(self, size, padding=0, padding_mode='constant'):
         self.size = pair('RandomCrop', 'size', size, 1)
         if int(padding) != padding or padding < 0:
             raise ValueError(f"RandomCrop: padding must be a non-negative int, got {padding!r}")
-        self.padding = int(padding)
+        if padding_mode not in ('constant', 'reflect'):
+            raise ValueError(f"RandomCrop: padding_mode must be 'constant' or 'reflect', got "
+                             f"{padding_mode!r}")
+        self.padding, self.padding_mode = int(padding), padding_mode
 
     def __call__(self, x, rng):
         _check_batch('RandomCrop', x)
@@ -131,7 +141,12 @@ class RandomCrop:
         if h > H + 2 * p or w > W + 2 * p:
             raise ValueError(f"RandomCrop: crop {self.size} is larger than the padded image "
                              f"{(H + 2 * p, W + 2 * p)} of a batch of shape {x.shape}")
-        if p:
+        if p and self.padding_mode == 'reflect':
+            if p >= min(H, W):
+                raise ValueError(f"RandomCrop: reflect padding {p} needs images larger than "
+                                 f"{p}, got a batch of shape {x.shape}")
+            padded = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)), mode='reflect')
+        elif p:
             padded = np.zeros((n, c, H + 2 * p, W + 2 * p), x.dtype)
             padded[:, :, p:p + H, p:p + W] = x
         else:
@@ -142,7 +157,8 @@ class RandomCrop:
         return windows[np.arange(n), :, i, j]  # advanced indices first: (N, C, h, w)
 
     def __repr__(self):
-        return f"RandomCrop(size={self.size}, padding={self.padding})"
+        mode = f", padding_mode={self.padding_mode!r}" if self.padding_mode != 'constant' else ''
+        return f"RandomCrop(size={self.size}, padding={self.padding}{mode})"
 
 
 class CenterCrop:
@@ -185,6 +201,38 @@ class RandomHorizontalFlip:
 
     def __repr__(self):
         return f"RandomHorizontalFlip(p={self.p})"
+
+
+class AlternatingFlip:
+    """Mirror every image on odd epochs, none on even ones (airbench's "alternating flip").
+
+    Combined with a training set in which a random half of the images was mirrored once
+    (``flip_half_``), each image is seen mirrored in every other epoch: over two epochs,
+    both views, where independent coin flips (``RandomHorizontalFlip``) show a quarter of
+    the images the same way twice. The ``DataLoader`` tells it the epoch (``set_epoch``).
+    """
+
+    def __init__(self):
+        self.epoch = 0
+
+    def set_epoch(self, epoch):
+        self.epoch = int(epoch)
+
+    def __call__(self, x, rng=None):
+        _check_batch('AlternatingFlip', x)
+        return x[..., ::-1] if self.epoch % 2 else x
+
+    def __repr__(self):
+        return "AlternatingFlip()"
+
+
+def flip_half_(images, seed=0):
+    """Mirror a random half of ``images`` (N, C, H, W) in place, chosen by ``seed``;
+    returns the boolean mask of the mirrored ones."""
+    _check_batch('flip_half_', images)
+    mask = np.random.default_rng(seed).random(len(images)) < 0.5
+    images[mask] = images[mask][..., ::-1]
+    return mask
 
 
 class Lighting:
