@@ -38,6 +38,8 @@ OPS = {
     'local_response_norm 5': (lambda x: F.local_response_norm(x, 5), [BIG]),
     'local_response_norm 4': (lambda x: F.local_response_norm(x, 4, 1e-2, 0.75, 1.0), [BIG]),
     'relu': (F.relu, [BIG]),
+    'gelu': (F.gelu, [BIG]),
+    'gelu tanh': (lambda x: F.gelu(x, 'tanh'), [BIG]),
 }
 
 

@@ -10,7 +10,7 @@ from .math import (add, sub, mul, div, neg, pow, exp, log, sqrt, absolute, matmu
                    mean, max, argmax)
 from .shape import (reshape, transpose, flatten, broadcast_to, sum_to, getitem, concat, cat,
                     pad)
-from .activation import relu, tanh, sigmoid, softmax, log_softmax
+from .activation import relu, gelu, tanh, sigmoid, softmax, log_softmax
 from .conv import conv2d
 from .pooling import max_pool2d, avg_pool2d
 from .normalization import local_response_norm, batch_norm

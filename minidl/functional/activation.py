@@ -1,4 +1,4 @@
-"""Activations: relu, tanh, sigmoid, softmax, log_softmax.
+"""Activations: relu, gelu, tanh, sigmoid, softmax, log_softmax.
 
 Backward passes that are cheapest in terms of the output ``y`` read it as
 ``self.outputs[0]()``: the output Tensor itself, so that a gradient built from it can be
@@ -8,7 +8,7 @@ from ..backend import get_array_module
 from ..kernels import elementwise as K
 from ..tensor import Function, as_tensor
 from ..utils import check_axis, check_float
-from .math import _floating, exp, sum
+from .math import _floating, absolute, exp, sum
 
 
 class ReLU(Function):
@@ -33,6 +33,83 @@ class ReLUGrad(Function):
 
     def backward(self, ggx):
         return ReLUGrad(self.x)(ggx)
+
+
+GELU_APPROXIMATIONS = ('none', 'tanh')
+
+
+class GELU(Function):
+    """Gaussian error linear unit (Hendrycks & Gimpel, 2016): x weighted by the probability
+    that a standard normal variable is below x,
+
+        'none':  y = x Phi(x),          Phi(x) = (1 + erf(x / sqrt2)) / 2
+        'tanh':  y = x (1 + t) / 2,     t = tanh u,  u = sqrt(2/pi) (x + 0.044715 x^3)
+
+    (the tanh form replaces Phi by a tanh of a cubic, within 1.8e-4 of it; y within 4.8e-4).
+
+    Backward. 'none', by the product rule, with Phi' = phi, the normal density:
+
+        dy/dx = Phi(x) + x phi(x),      phi(x) = e^{-x^2/2} / sqrt(2 pi)
+
+    'tanh', with d tanh u / du = 1 - t^2 and u' = du/dx = sqrt(2/pi) (1 + 3 * 0.044715 x^2):
+
+        dy/dx = (1 + t) / 2 + x (1 - t^2) u' / 2
+
+    dL/dx = gy * dy/dx: ``GELUGrad``. What GELU keeps for backward is its input x alone;
+    Phi, phi and t are recomputed from it (kernels/elementwise.py, with kernels/erf.py).
+    """
+
+    def __init__(self, approximate):
+        self.approximate = approximate
+
+    def forward(self, x):
+        return K.gelu(x, self.approximate)
+
+    def backward(self, gy):
+        return GELUGrad(self.approximate)(gy, self.inputs[0])
+
+
+class GELUGrad(Function):
+    """gx = gy * g(x), g = dy/dx of a GELU at its input x (see GELU).
+
+    Linear in gy, so dL/dgy = ggx * g(x): GELUGrad again. Towards x it is gy times the
+    second derivative g'(x), dL/dx = ggx * gy * g'(x), where (``_gelu_second_derivative``)
+
+        'none':  g'(x) = 2 phi(x) + x phi'(x) = phi(x) (2 - x^2)          (phi' = -x phi)
+        'tanh':  g'(x) = (1 - t^2) u' + (x/2) d/dx[(1 - t^2) u']
+                       = (1 - t^2) (u' - x t u'^2 + x u''/2)
+                 with x u''/2 = 3 * 0.044715 sqrt(2/pi) x^2
+
+    (using d(1 - t^2)/dx = -2 t (1 - t^2) u'; 1 - t^2 is computed as sech^2 u = 4e / (1 + e)^2,
+    e = e^{-2|u|}, which does not cancel to 0 where t rounds to +-1). g' is written with Tensor
+    ops, so every derivative of a GELU can be differentiated again.
+    """
+
+    def __init__(self, approximate):
+        self.approximate = approximate
+
+    def forward(self, gy, x):
+        return K.gelu_grad(gy, x, self.approximate)
+
+    def backward(self, ggx):
+        gy, x = self.inputs
+        dgy = GELUGrad(self.approximate)(ggx, x) if self.needs_input_grad[0] else None
+        dx = ggx * gy * _gelu_second_derivative(x, self.approximate) \
+            if self.needs_input_grad[1] else None
+        return dgy, dx
+
+
+def _gelu_second_derivative(x, approximate):
+    """d^2y/dx^2 of GELU at the Tensor x, from Tensor ops (formulas in GELUGrad)."""
+    x2 = x * x
+    if approximate == 'tanh':
+        k, c = K.SQRT_2_OVER_PI, K.GELU_CUBIC
+        u = k * x * (1 + c * x2)
+        e = exp(-2 * absolute(u))
+        sech2 = 4 * e / ((1 + e) * (1 + e))  # 1 - t^2, without cancelling where |t| ~ 1
+        du = k * (1 + 3 * c * x2)
+        return sech2 * (du - x * tanh(u) * du * du + 3 * c * k * x2)
+    return exp(-0.5 * x2) * K.INV_SQRT_2PI * (2 - x2)
 
 
 class Tanh(Function):
@@ -109,6 +186,18 @@ def relu(x):
     x = as_tensor(x, op='relu')
     check_float('relu', integers=True, input=x)
     return ReLU()(x)
+
+
+def gelu(x, approximate='none'):
+    """x Phi(x), Phi the standard normal CDF (``approximate='none'``), or its tanh form
+    x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) / 2 (``'tanh'``), as torch.nn.functional.gelu;
+    for a floating-point x (integers and bool are refused, as in PyTorch)."""
+    if approximate not in GELU_APPROXIMATIONS:
+        raise ValueError(f"gelu: approximate must be one of {GELU_APPROXIMATIONS}, got "
+                         f"{approximate!r}")
+    x = as_tensor(x, op='gelu')
+    check_float('gelu', input=x)
+    return GELU(approximate)(x)
 
 
 def tanh(x):

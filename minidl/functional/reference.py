@@ -1,11 +1,11 @@
-"""Readable reference versions of seven fast ops, written only with differentiable Tensor ops.
+"""Readable reference versions of eight fast ops, written only with differentiable Tensor ops.
 
 Each function has the signature and defaults of the op of the same name in
 ``minidl.functional`` and computes the same numbers, but says only the forward math: pads,
 strided slices, matmuls, sums. Its backward is whatever autograd derives from that graph.
-tests/test_reference.py checks in float64 that fast and reference agree, in values and in
-every input gradient, to 1e-10. They are slow and hungry (every slice is a node and a copy):
-read them and test against them, don't train with them.
+tests/test_reference.py (gelu: tests/test_gelu.py) checks in float64 that fast and reference
+agree, in values and in every input gradient, to 1e-10. They are slow and hungry (every
+slice is a node and a copy): read them and test against them, don't train with them.
 
 Argument checking is the fast ops' job. Here there are only the checks without which a bad
 argument would give a wrong answer instead of an error.
@@ -28,12 +28,19 @@ What the fast version changes, and why:
 * softmax_cross_entropy (loss.py): fused; the gradient p - q comes in closed form.
 * linear (math.py's Linear): one Function, so dW comes out as one contiguous (out, in)
   array (not the transpose of a matmul result) and the bias is added in place.
+* gelu (activation.py): one Function that keeps only x, instead of a graph of about six
+  nodes holding x-sized arrays; Phi, and in backward Phi + x phi, are computed one
+  cache-sized block at a time by the kernels (elementwise.py, erf.py). Here erf is the one
+  primitive that is not a generic op: a small Function around the erf kernel.
 """
+import math
+
 import numpy as np
 
 from .. import backend
 from .. import functional as F
-from ..tensor import Tensor
+from ..kernels import erf as erf_kernel
+from ..tensor import Function, Tensor
 from ..utils import output_size, pair
 from .conv import _pads as conv_pads
 
@@ -269,3 +276,25 @@ def linear(x, weight, bias=None):
     """y = x W^T + b for x (..., in), W (out, in), b (out,)."""
     y = x @ weight.T
     return y if bias is None else y + bias
+
+
+# ----------------------------------------------------------------------------- activations
+class Erf(Function):
+    """y = erf x.   dL/dx = gy * 2/sqrt(pi) e^{-x^2}."""
+
+    def forward(self, x):
+        return erf_kernel.erf(x)
+
+    def backward(self, gy):
+        (x,) = self.inputs
+        return gy * (2 / math.sqrt(math.pi)) * F.exp(-x * x)
+
+
+def gelu(x, approximate='none'):
+    """y = x Phi(x) with Phi(x) = (1 + erf(x / sqrt2)) / 2, the standard normal CDF; or, with
+    approximate='tanh', y = x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) / 2."""
+    if approximate == 'tanh':
+        return 0.5 * x * (1 + F.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
+    _check(approximate == 'none', f"gelu: approximate must be 'none' or 'tanh', got "
+                                  f"{approximate!r}")
+    return 0.5 * x * (1 + Erf()(x / math.sqrt(2)))

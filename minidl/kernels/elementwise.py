@@ -1,13 +1,21 @@
-"""Elementwise kernels: ReLU and its gradient, and contiguous copies, split among CPU threads.
+"""Elementwise kernels: ReLU, GELU and their gradients, and contiguous copies, split among
+CPU threads.
 
 NumPy runs one ufunc call on one core. The images of a batch are independent, so on the
 CPU each kernel hands a slice of rows (``array[a:b]``) to each thread
 (``cpu.parallel_rows``); every element is computed by the same ufunc as in one call, so
 the result does not depend on the thread count. On the GPU one CuPy call does all rows.
+GELU is a chain of some twenty passes: it runs them one cache-sized block at a time
+(``erf.map_blocks``), so that the array crosses main memory once.
 """
+import math
+
+import numpy as np
+
 from .. import backend
 from ..backend import get_array_module
 from . import cpu
+from . import erf as E
 
 
 def relu(x):
@@ -33,6 +41,120 @@ def relu_grad(gy, x):
     def part(a, b):
         xp.multiply(gy[a:b], x[a:b] > 0, out=gx[a:b])  # float * bool stays float
     cpu.parallel_rows(part, gx, passes=3)
+    return gx
+
+
+SQRT_2_OVER_PI = math.sqrt(2 / math.pi)   # the tanh form: u = sqrt(2/pi) (x + 0.044715 x^3)
+GELU_CUBIC = 0.044715
+INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)  # phi(x) = e^{-x^2/2} / sqrt(2 pi)
+
+
+def _check_approximate(approximate):
+    if approximate not in ('none', 'tanh'):
+        raise ValueError(f"gelu kernel: approximate must be 'none' or 'tanh', got {approximate!r}")
+
+
+def _gelu_tanh_block(x, y, z, u):
+    """y = x (1 + tanh u) / 2, u = sqrt(2/pi) x (1 + 0.044715 x^2)."""
+    np.multiply(x, x, out=z, dtype=z.dtype)
+    np.multiply(z, SQRT_2_OVER_PI * GELU_CUBIC, out=u)
+    np.add(u, SQRT_2_OVER_PI, out=u)
+    np.multiply(u, x, out=u)
+    np.tanh(u, out=u)
+    np.add(u, 1.0, out=u)
+    np.multiply(u, x, out=u)
+    np.multiply(u, 0.5, out=y, casting='same_kind')
+
+
+def _gelu_exact_block(x, y, cdf, *scratch):
+    """y = x Phi(x)."""
+    E.cdf_block(x, cdf, *scratch)
+    np.multiply(x, cdf, out=y, casting='same_kind')
+
+
+def _gelu_tanh_grad_block(gy, x, gx, z, u, d):
+    """gx = gy (0.5 (1 + t) + 0.5 x (1 - t^2) sqrt(2/pi) (1 + 3 * 0.044715 x^2)), t = tanh u."""
+    np.multiply(x, x, out=z, dtype=z.dtype)
+    np.multiply(z, SQRT_2_OVER_PI * GELU_CUBIC, out=u)
+    np.add(u, SQRT_2_OVER_PI, out=u)
+    np.multiply(u, x, out=u)
+    np.tanh(u, out=u)                                      # t
+    np.multiply(z, 3 * SQRT_2_OVER_PI * GELU_CUBIC, out=z)
+    np.add(z, SQRT_2_OVER_PI, out=z)                       # du/dx
+    np.multiply(u, u, out=d)
+    np.subtract(1.0, d, out=d)                             # 1 - t^2
+    np.multiply(d, z, out=d)
+    np.multiply(d, x, out=d)
+    np.multiply(d, 0.5, out=d)
+    np.multiply(u, 0.5, out=u)
+    np.add(u, 0.5, out=u)
+    np.add(u, d, out=u)
+    np.multiply(gy, u, out=gx, casting='same_kind')
+
+
+def _gelu_exact_grad_block(gy, x, gx, cdf, e, *scratch):
+    """gx = gy (Phi(x) + x phi(x))."""
+    E.cdf_block(x, cdf, *scratch)
+    np.multiply(x, -0.5, out=e)
+    np.multiply(e, x, out=e)
+    np.exp(e, out=e)
+    np.multiply(e, x, out=e)
+    np.multiply(e, INV_SQRT_2PI, out=e)                    # x phi(x)
+    np.add(cdf, e, out=cdf)
+    np.multiply(gy, cdf, out=gx, casting='same_kind')
+
+
+def gelu(x, approximate='none'):
+    """y = x Phi(x), Phi(x) = (1 + erf(x/sqrt2)) / 2 (``approximate='none'``), or
+    y = x (1 + tanh u) / 2, u = sqrt(2/pi) (x + 0.044715 x^3) (``'tanh'``), in x's dtype.
+
+    On the CPU float64 is computed with erfc(-x/sqrt2) / 2 (precise for negative x too),
+    float32 and float16 in float32 with erf.py's tanh form (absolute error < 1e-7 in Phi).
+    gelu(+inf) = +inf, gelu(-inf) = NaN (-inf * 0), as in PyTorch.
+    """
+    _check_approximate(approximate)
+    xp = get_array_module(x)
+    dtype = E.compute_dtype(x.dtype)
+    if backend.on_gpu(x):
+        xc = x.astype(dtype, copy=False)
+        if approximate == 'tanh':
+            y = 0.5 * xc * (1 + xp.tanh(SQRT_2_OVER_PI * (xc + GELU_CUBIC * xc * xc * xc)))
+        else:
+            y = xc * (0.5 * E.erfc(xc * (-1 / math.sqrt(2))))
+        return y.astype(x.dtype, copy=False)
+    y = np.empty(x.shape, x.dtype)
+    if approximate == 'tanh':
+        E.map_blocks(_gelu_tanh_block, y, x, scratch=2, dtype=dtype)
+    else:
+        E.map_blocks(_gelu_exact_block, y, x, scratch=1 + E.SCRATCH[dtype], dtype=dtype)
+    return y
+
+
+def gelu_grad(gy, x, approximate='none'):
+    """gx = gy * dy/dx of ``gelu(x, approximate)``, in gy's dtype:
+
+    'none':  dy/dx = Phi(x) + x phi(x),   phi(x) = e^{-x^2/2} / sqrt(2 pi)
+    'tanh':  dy/dx = (1 + t) / 2 + x (1 - t^2) sqrt(2/pi) (1 + 3 * 0.044715 x^2) / 2,  t = tanh u
+    """
+    _check_approximate(approximate)
+    xp = get_array_module(gy)
+    dtype = E.compute_dtype(gy.dtype)
+    if backend.on_gpu(gy):
+        xc = x.astype(dtype, copy=False)
+        if approximate == 'tanh':
+            t = xp.tanh(SQRT_2_OVER_PI * (xc + GELU_CUBIC * xc * xc * xc))
+            slope = 0.5 * (1 + t) + 0.5 * xc * (1 - t * t) * SQRT_2_OVER_PI * (
+                1 + 3 * GELU_CUBIC * xc * xc)
+        else:
+            slope = 0.5 * E.erfc(xc * (-1 / math.sqrt(2))) + xc * xp.exp(-0.5 * xc * xc) * \
+                INV_SQRT_2PI
+        return (gy * slope).astype(gy.dtype, copy=False)
+    gx = np.empty(gy.shape, gy.dtype)
+    if approximate == 'tanh':
+        E.map_blocks(_gelu_tanh_grad_block, gx, gy, x, scratch=3, dtype=dtype)
+    else:
+        E.map_blocks(_gelu_exact_grad_block, gx, gy, x, scratch=2 + E.SCRATCH[dtype],
+                     dtype=dtype)
     return gx
 
 

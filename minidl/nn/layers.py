@@ -89,6 +89,23 @@ class ReLU(Module):
         return F.relu(x)
 
 
+class GELU(Module):
+    """x Phi(x), or its tanh form with ``approximate='tanh'`` (F.gelu)."""
+
+    def __init__(self, approximate='none'):
+        super().__init__()
+        allowed = F.activation.GELU_APPROXIMATIONS
+        if approximate not in allowed:
+            raise ValueError(f"GELU: approximate must be one of {allowed}, got {approximate!r}")
+        self.approximate = approximate
+
+    def forward(self, x):
+        return F.gelu(x, self.approximate)
+
+    def extra_repr(self):
+        return f"approximate={self.approximate!r}"
+
+
 class Tanh(Module):
     def forward(self, x):
         return F.tanh(x)
