@@ -8,7 +8,7 @@ import pytest
 
 import minidl
 from minidl.functional import conv
-from minidl.kernels import im2col
+from minidl.kernels import im2col, winograd
 from minidl.functional.conv import conv2d
 from helpers import (GPU_FLOAT32_RTOL, assert_parity, check_torch_parity, rand, requires_torch,
                      torch)
@@ -207,13 +207,17 @@ def test_float32_stays_float32_on_the_device(device):
     assert conv.Conv2dGradWeight(geo, w.shape[2:])(x, gy).dtype == np.float32
 
 
-def test_forward_keeps_col_for_the_weight_gradient_and_backward_releases_it():
+@pytest.mark.parametrize('road, kept', [('im2col', (1, 3 * 3 * 3, 2 * 5 * 5)),   # (G, C/G*KH*KW, N*OH*OW)
+                                        ('winograd', (16, 2 * 3 * 3, 3))])   # (16, tiles*N, C)
+def test_forward_keeps_col_for_the_weight_gradient_and_backward_releases_it(road, kept,
+                                                                            monkeypatch):
+    monkeypatch.setattr(winograd, 'ENABLED', road == 'winograd')
     x, w = rand(2, 3, 5, 5), rand(4, 3, 3, 3)
     y = conv2d(x, w, padding=1)
     fn = y.grad_fn
     assert isinstance(fn, conv.Conv2d)
     assert fn.inputs[0] is x and fn.inputs[1] is w
-    assert fn.col.shape == (1, 3 * 3 * 3, 2 * 5 * 5)  # (G, C/G*KH*KW, N*OH*OW)
+    assert fn.col.shape == kept
     y.sum().backward()
     assert getattr(fn, 'col', None) is None  # released (the engine frees the graph too)
 
@@ -226,6 +230,7 @@ def test_col_is_not_kept_when_the_weight_needs_no_gradient():
 
 
 def test_a_col_bigger_than_the_limit_is_recomputed_not_kept(monkeypatch):
+    monkeypatch.setattr(winograd, 'ENABLED', False)
     monkeypatch.setattr(im2col, 'KEEP_COL_MAX_BYTES', 27 * 50 * 4 - 1)  # one byte short
     x, w = rand(2, 3, 5, 5), rand(4, 3, 3, 3)
     y = conv2d(x, w, padding=1)

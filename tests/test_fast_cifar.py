@@ -12,7 +12,7 @@ import minidl.nn as nn
 import models
 from minidl import recipes
 from minidl.data import transforms as T
-from minidl.train import Trainer, tta_logits
+from minidl.train import tta_logits
 from models.fast_cifar import FastCIFAR, patches, whiten_init_
 from test_cli import data, run  # noqa: F401  (the tiny-data fixture)
 

@@ -32,11 +32,14 @@ Conv2dGradWeight, so conv2d can be differentiated any number of times.
 ``reference.conv2d`` computes the same y as a sum of KH*KW small products (one per kernel
 offset), from Tensor ops alone; this file trades that for one big GEMM. The copies around
 the GEMM (im2col, col2im, the layout transposes) and the budget for keeping col are in
-``minidl/kernels/im2col.py``.
+``minidl/kernels/im2col.py``. A 3x3 stride-1 convolution on the CPU takes a faster road to
+the same numbers, Winograd's F(2x2, 3x3) (``minidl/kernels/winograd.py``, 2.25x fewer
+multiplications); ``MINIDL_WINOGRAD=0`` sends it through im2col too.
 """
 from collections import namedtuple
 
 from ..kernels import im2col as K
+from ..kernels import winograd
 from ..kernels.elementwise import ascontiguousarray
 from ..tensor import Function, as_tensor, is_grad_enabled
 from ..utils import check_float, check_int, output_size, pair
@@ -82,6 +85,12 @@ def _from_matrix(y, n, out_hw):
     return ascontiguousarray(y.reshape(g * m, n, *out_hw).transpose(1, 0, 2, 3))
 
 
+def _winograd(x, kernel, geo):
+    """Does this convolution go through Winograd F(2x2, 3x3) (the same for its forward and
+    both gradients, so that the kept ``col`` is what the gradient expects)?"""
+    return winograd.applies(x, kernel, geo.stride, geo.pads, geo.dilation, geo.groups)
+
+
 # ----------------------------------------------------------------------------- Functions
 class Conv2d(Function):
     """y = conv(x, W) + b, computed as Y = Wm @ col (+ b); shapes in the module docstring.
@@ -98,9 +107,12 @@ class Conv2d(Function):
         self.geo, self.keep_col, self.col = geo, keep_col, None
 
     def forward(self, x, w, b=None):
-        col = _im2col(x, w.shape[2:], self.geo)
-        y = _from_matrix(_weight_matrix(w, self.geo.groups) @ col, x.shape[0],
-                         _out_hw(x.shape, w.shape[2:], self.geo))
+        if _winograd(x, w.shape[2:], self.geo):  # (col is then Winograd's V: 4x x's size)
+            y, col = winograd.conv2d(x, w, self.geo.pads)
+        else:
+            col = _im2col(x, w.shape[2:], self.geo)
+            y = _from_matrix(_weight_matrix(w, self.geo.groups) @ col, x.shape[0],
+                             _out_hw(x.shape, w.shape[2:], self.geo))
         if b is not None:
             y += b.reshape(1, -1, 1, 1)
         if self.keep_col:
@@ -131,6 +143,8 @@ class Conv2dGradInput(Function):
         self.geo, self.x_shape = geo, tuple(x_shape)
 
     def forward(self, gy, w):
+        if _winograd(gy, w.shape[2:], self.geo):
+            return winograd.grad_input(gy, w, self.geo.pads)
         gY = _to_matrix(gy, self.geo.groups)
         gcol = _weight_matrix(w, self.geo.groups).transpose(0, 2, 1) @ gY
         return _col2im(gcol, self.x_shape, w.shape[2:], gy.shape[2:], self.geo)
@@ -157,6 +171,8 @@ class Conv2dGradWeight(Function):
 
     def forward(self, x, gy):
         col, self.col = self.col, None
+        if _winograd(x, self.kernel, self.geo):
+            return winograd.grad_weight(x, gy, self.geo.pads, col)
         if col is None:
             col = _im2col(x, self.kernel, self.geo)
         # (col @ gY^T)^T rather than gY @ col^T: the same numbers, but OpenBLAS is up to

@@ -1,0 +1,87 @@
+"""Winograd F(2x2, 3x3) (minidl/kernels/winograd.py): the same convolution as im2col, its
+gradients, and which convolutions take it."""
+import numpy as np
+import pytest
+
+import minidl
+import minidl.functional as F
+from minidl.kernels import winograd as W
+
+GEOMETRIES = [  # (N, C, H, W, K, padding)
+    (2, 3, 7, 6, 4, 1), (3, 5, 8, 8, 2, 0), (1, 2, 5, 9, 3, (2, 1)), (2, 4, 3, 3, 5, 1),
+    (1, 1, 4, 4, 1, 2), (2, 6, 15, 15, 7, 1), (1, 3, 31, 31, 8, 'same'), (2, 2, 9, 4, 3, 'valid'),
+]
+
+
+def conv_and_grads(x, w, b, padding, gy, winograd, monkeypatch):
+    monkeypatch.setattr(W, 'ENABLED', winograd)
+    X, Wt, B = (minidl.tensor(a, requires_grad=True) for a in (x, w, b))
+    y = F.conv2d(X, Wt, B, padding=padding)
+    (y * minidl.tensor(gy)).sum().backward()
+    return y.data, X.grad.data, Wt.grad.data, B.grad.data
+
+
+@pytest.mark.parametrize('n, c, h, w, k, padding', GEOMETRIES)
+def test_winograd_equals_im2col_in_value_and_every_gradient(n, c, h, w, k, padding,
+                                                            monkeypatch):
+    rng = np.random.default_rng(h * w + k)
+    x, wt, b = rng.standard_normal((n, c, h, w)), rng.standard_normal((k, c, 3, 3)), \
+        rng.standard_normal(k)
+    y = F.conv2d(minidl.tensor(x), minidl.tensor(wt), padding=padding)
+    gy = rng.standard_normal(y.shape)
+    fast = conv_and_grads(x, wt, b, padding, gy, True, monkeypatch)
+    slow = conv_and_grads(x, wt, b, padding, gy, False, monkeypatch)
+    for name, a, e in zip(('y', 'dx', 'dw', 'db'), fast, slow):
+        np.testing.assert_allclose(a, e, rtol=1e-12, atol=1e-12 * np.abs(e).max(),
+                                   err_msg=name)
+
+
+def test_float32_stays_within_float32_rounding_of_the_float64_result(monkeypatch):
+    rng = np.random.default_rng(1)
+    x, wt = rng.standard_normal((8, 64, 15, 15)), rng.standard_normal((32, 64, 3, 3)) / 24
+    exact = F.conv2d(minidl.tensor(x), minidl.tensor(wt), padding=1).data
+    fast = W.conv2d(x.astype(np.float32), wt.astype(np.float32), (1, 1, 1, 1))[0]
+    assert fast.dtype == np.float32
+    assert np.abs(fast - exact).max() < 2e-5 * np.abs(exact).max()
+
+
+def test_the_winograd_road_is_differentiable_twice():
+    rng = np.random.default_rng(2)
+    x = minidl.tensor(rng.standard_normal((2, 2, 5, 4)), requires_grad=True)
+    w = minidl.tensor(rng.standard_normal((3, 2, 3, 3)), requires_grad=True)
+    assert W.applies(x.data, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1)
+    assert minidl.gradcheck(lambda a, b: F.conv2d(a, b, padding=1), [x, w])
+    assert minidl.gradgradcheck(lambda a, b: F.conv2d(a, b, padding=1), [x, w])
+
+
+@pytest.mark.parametrize('kernel, stride, pads, dilation, groups, dtype, takes', [
+    ((3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, np.float32, True),
+    ((3, 3), (1, 1), (0, 0, 0, 0), (1, 1), 1, np.float64, True),
+    ((5, 5), (1, 1), (1, 1, 1, 1), (1, 1), 1, np.float32, False),   # not 3x3
+    ((3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 1, np.float32, False),   # strided
+    ((3, 3), (1, 1), (1, 1, 1, 1), (2, 2), 1, np.float32, False),   # dilated
+    ((3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 2, np.float32, False),   # grouped
+    ((3, 3), (1, 1), (3, 3, 3, 3), (1, 1), 1, np.float32, False),   # gradient would need -1
+    ((3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, np.float16, False),   # float16: im2col
+])
+def test_which_convolutions_take_the_winograd_road(kernel, stride, pads, dilation, groups,
+                                                    dtype, takes):
+    x = np.zeros((1, 2, 6, 6), dtype)
+    assert W.applies(x, kernel, stride, pads, dilation, groups) == takes
+
+
+def test_the_transform_matrices_compute_two_outputs_of_a_three_tap_filter():
+    """1-D F(2, 3): A^T [(G g) * (B^T d)] == [g.d[0:3], g.d[1:4]] for any g, d."""
+    rng = np.random.default_rng(3)
+    g, d = rng.standard_normal(3), rng.standard_normal(4)
+    np.testing.assert_allclose(W.AT @ ((W.G @ g) * (W.BT @ d)),
+                               [g @ d[0:3], g @ d[1:4]], rtol=1e-14)
+
+
+def test_the_environment_can_turn_it_off():
+    import subprocess
+    import sys
+    code = "import minidl.kernels.winograd as w; print(w.ENABLED)"
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                         env={**__import__('os').environ, 'MINIDL_WINOGRAD': '0'}).stdout
+    assert out.strip() == 'False'
