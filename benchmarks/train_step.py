@@ -468,14 +468,15 @@ def describe(m):
 
 
 def run_layers(spec, args):
-    """Forward and backward time of every conv / pool / LRN / linear layer of the model,
+    """Forward and backward time of every conv / pool / LRN / linear / BN / GELU layer,
     alone, at the input shape it sees in the model (recorded by forward hooks)."""
     import torch
     name, batch = spec.split(':')
     batch = int(batch)
     model = build_minidl(name)
     x_np, _ = batch_arrays(name, batch, num_classes(model))
-    kinds = (mnn.Conv2d, mnn.MaxPool2d, mnn.LocalResponseNorm, mnn.Linear)
+    kinds = (mnn.Conv2d, mnn.MaxPool2d, mnn.LocalResponseNorm, mnn.Linear, mnn.BatchNorm2d,
+             mnn.GELU)
     seen = []
     data = minidl.tensor(x_np)
     handles = [m.register_forward_hook(
@@ -609,6 +610,8 @@ def main():
                         "minidl only to copy the weights: 'as-shipped' (default) undoes what "
                         "that import sets (MINIDL_MALLOC=system, OpenBLAS's default thread "
                         "timeout); 'like-minidl' leaves them minidl's settings")
+    parser.add_argument('--layers-case', default=':'.join(map(str, LAYERS_CASE)),
+                        help='MODEL:BATCH of the per-layer table (default %(default)s)')
     parser.add_argument('--one', help=argparse.SUPPRESS)      # framework:model:batch:device
     parser.add_argument('--check', help=argparse.SUPPRESS)    # model:batch:device
     parser.add_argument('--layers', help=argparse.SUPPRESS)   # model:batch
@@ -676,10 +679,12 @@ def main():
         results.append(row)
 
     layers = None
-    if args.device in ('cpu', 'all') and (wanted is None or LAYERS_CASE[0] in wanted):
-        print(f"per-layer times of {LAYERS_CASE[0]} batch {LAYERS_CASE[1]} on cpu",
+    layers_case = args.layers_case.split(':')
+    layers_case = (layers_case[0], int(layers_case[1]))
+    if args.device in ('cpu', 'all') and (wanted is None or layers_case[0] in wanted):
+        print(f"per-layer times of {layers_case[0]} batch {layers_case[1]} on cpu",
               file=sys.stderr)
-        layers = subprocess_json(args, '--layers', f"{LAYERS_CASE[0]}:{LAYERS_CASE[1]}")
+        layers = subprocess_json(args, '--layers', f"{layers_case[0]}:{layers_case[1]}")
 
     # -- print
     def mem(r):
@@ -734,12 +739,12 @@ def main():
         print(f"{'sum of the layers above':38s} minidl {ms:8.1f}  torch {ts:8.1f}  ratio "
               f"{ms / ts:5.2f}  excess {ms - ts:8.1f} ms")
         full = next((r for r in results if (r['case'], r['batch'], r['device'])
-                     == (*LAYERS_CASE, 'cpu')), None)
+                     == (*layers_case, 'cpu')), None)
         if full and 'ms' in full['minidl'] and 'ms' in full['torch']:
             fm, ft = full['minidl']['ms'], full['torch']['ms']
             print(f"{'full training step (summary below)':38s} minidl {fm:8.1f}  torch {ft:8.1f}"
                   f"  ratio {fm / ft:5.2f}  excess {fm - ft:8.1f} ms")
-            print(f"{'rest (ReLU, dropout, loss, SGD, ...)':38s} minidl {fm - ms:8.1f}  torch "
+            print(f"{'rest (activations, loss, SGD, ...)':38s} minidl {fm - ms:8.1f}  torch "
                   f"{ft - ts:8.1f}")
     elif layers:
         print(f"# per-layer table FAILED: {layers['error']}")

@@ -19,16 +19,16 @@ from .optim.swa_utils import LookaheadState
 
 
 def param_groups(model, lr, weight_decay, bias_scale=64.0):
-    """SGD parameter groups: the BatchNorm biases (names with 'norm') at ``lr * bias_scale``
-    and ``weight_decay / bias_scale`` (the same decay per step, lr * weight_decay), all
-    other trainable parameters at ``lr`` and ``weight_decay``. Frozen parameters are left
+    """SGD parameter groups: all trainable parameters but the BatchNorm biases at ``lr`` and
+    ``weight_decay``, then the BatchNorm biases (names with 'norm') at ``lr * bias_scale``
+    and ``weight_decay / bias_scale`` (the same decay per step, lr * weight_decay). Frozen parameters are left
     out, except the whitening bias, which is frozen later (``Whitening``)."""
     norm, other = [], []
     for name, p in model.named_parameters():
         if p.requires_grad:
             (norm if 'norm' in name else other).append(p)
-    return [dict(params=norm, lr=lr * bias_scale, weight_decay=weight_decay / bias_scale),
-            dict(params=other, lr=lr, weight_decay=weight_decay)]
+    return [dict(params=other, lr=lr, weight_decay=weight_decay),  # first: the logged lr
+            dict(params=norm, lr=lr * bias_scale, weight_decay=weight_decay / bias_scale)]
 
 
 def triangle(step, total, start=0.2, peak=0.23, end=0.07):

@@ -118,8 +118,9 @@ def test_param_groups_scale_the_batchnorm_biases_and_keep_their_decay_per_step()
     groups = recipes.param_groups(model, lr=1.5, weight_decay=0.002, bias_scale=64)
     norm_ids = {id(m.norm1.bias) for m in model.groups} | {id(m.norm2.bias)
                                                              for m in model.groups}
-    assert {id(p) for p in groups[0]['params']} == norm_ids
-    assert groups[0]['lr'] == 96 and groups[0]['lr'] * groups[0]['weight_decay'] == \
+    assert {id(p) for p in groups[1]['params']} == norm_ids
+    assert groups[0]['lr'] == 1.5 and groups[0]['weight_decay'] == 0.002
+    assert groups[1]['lr'] == 96 and groups[1]['lr'] * groups[1]['weight_decay'] == \
         pytest.approx(1.5 * 0.002)
     trainable = {id(p) for p in model.parameters() if p.requires_grad}
     assert {id(p) for g in groups for p in g['params']} == trainable
@@ -133,12 +134,12 @@ def test_triangle_lr_sets_each_steps_rate_and_resumes():
     for step in range(20):
         rates.append([g['lr'] for g in opt.param_groups])
         sched.on_step_end(None, 0, step)
-    assert rates[0] == pytest.approx([2.0, 0.2])
-    assert rates[11] == pytest.approx([10 * recipes.triangle(11, 50), recipes.triangle(11, 50)])
+    assert rates[0] == pytest.approx([0.2, 2.0])
+    assert rates[11] == pytest.approx([recipes.triangle(11, 50), 10 * recipes.triangle(11, 50)])
     again = recipes.TriangleLR(opt, 50)
     again.load_state_dict(sched.state_dict())
     assert [g['lr'] for g in opt.param_groups] == pytest.approx(
-        [10 * recipes.triangle(20, 50), recipes.triangle(20, 50)])
+        [recipes.triangle(20, 50), 10 * recipes.triangle(20, 50)])
 
 
 # ----------------------------------------------------------------------------- lookahead
