@@ -7,6 +7,13 @@ import minidl
 import minidl.functional as F
 from minidl.kernels import winograd as W
 
+@pytest.fixture(autouse=True)
+def every_channel_count(monkeypatch):
+    """The small test convolutions take the Winograd road too (it needs 128 channels by
+    default, where it starts to pay)."""
+    monkeypatch.setattr(W, 'MIN_CHANNELS', 1)
+
+
 GEOMETRIES = [  # (N, C, H, W, K, padding)
     (2, 3, 7, 6, 4, 1), (3, 5, 8, 8, 2, 0), (1, 2, 5, 9, 3, (2, 1)), (2, 4, 3, 3, 5, 1),
     (1, 1, 4, 4, 1, 2), (2, 6, 15, 15, 7, 1), (1, 3, 31, 31, 8, 'same'), (2, 2, 9, 4, 3, 'valid'),
@@ -52,6 +59,13 @@ def test_the_winograd_road_is_differentiable_twice():
     assert W.applies(x.data, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1)
     assert minidl.gradcheck(lambda a, b: F.conv2d(a, b, padding=1), [x, w])
     assert minidl.gradgradcheck(lambda a, b: F.conv2d(a, b, padding=1), [x, w])
+
+
+def test_only_inputs_with_enough_channels_take_it(monkeypatch):
+    monkeypatch.setattr(W, 'MIN_CHANNELS', 128)
+    ok = dict(kernel=(3, 3), stride=(1, 1), pads=(1, 1, 1, 1), dilation=(1, 1), groups=1)
+    assert W.applies(np.zeros((1, 128, 4, 4), np.float32), **ok)
+    assert not W.applies(np.zeros((1, 127, 4, 4), np.float32), **ok)
 
 
 @pytest.mark.parametrize('kernel, stride, pads, dilation, groups, dtype, takes', [

@@ -50,15 +50,21 @@ BB, GG, AA = np.kron(BT, BT), np.kron(G, G), np.kron(AT, AT)  # 16x16, 16x9, 4x1
 
 # ``MINIDL_WINOGRAD=0`` turns it off (every 3x3 convolution then goes through im2col)
 ENABLED = os.environ.get('MINIDL_WINOGRAD', '1') != '0'
+# Only inputs with at least this many channels: the transforms cost memory passes over
+# 4x the input, the GEMMs save 20 of 36 multiply-adds per output per input channel, so
+# with few channels the passes cost more than the GEMM saves (measured per layer of
+# vgg-fast-cifar at batch 512 on 2 cores: docs/fast-cifar.md)
+MIN_CHANNELS = 128
 
 
 def applies(x, kernel, stride, pads, dilation, groups):
     """True when a convolution of x with a ``kernel``-sized filter can go this way: 3x3,
-    stride 1, no dilation, one group, padding at most 2 on each side, a float32/64 x on
-    the CPU."""
+    stride 1, no dilation, one group, padding at most 2 on each side, at least
+    ``MIN_CHANNELS`` input channels, a float32/64 x on the CPU."""
     return (ENABLED and tuple(kernel) == (3, 3) and tuple(stride) == (1, 1)
             and tuple(dilation) == (1, 1) and groups == 1 and max(pads) <= 2
-            and x.dtype in (np.float32, np.float64) and not backend.on_gpu(x))
+            and x.shape[1] >= MIN_CHANNELS and x.dtype in (np.float32, np.float64)
+            and not backend.on_gpu(x))
 
 
 def _tiles(h, w, pads):
