@@ -142,8 +142,10 @@ def check_settings(cfg, source=None):
         bad('bias_lr_scale', 'be a positive number')
     for key in RECIPE_ONLY:
         if cfg.get(key) is not None and cfg['model'] != 'vgg-fast-cifar':
-            bad(key, f"not be set for {cfg['model']} (only vgg-fast-cifar has a whitening "
-                     f"layer and this recipe)")
+            name = ({'whiten': '--no-whiten'}.get(key, f"--{key.replace('_', '-')}")
+                    if source is None else f"{source}: {key!r}")
+            raise UsageError(f"{name} applies to vgg-fast-cifar only (its whitening layer "
+                             f"and recipe), not to {cfg['model']}")
     if cfg.get('data') is not None and not isinstance(cfg['data'], str):
         bad('data', 'be a path')
 

@@ -300,7 +300,9 @@ def test_an_interrupted_recipe_resumes_to_the_same_weights(data, tmp_path, monke
 
 
 @pytest.mark.parametrize('argv, message', [
-    (('--model', 'alexnet-cifar', '--no-whiten'), "--whiten must not be set for alexnet-cifar"),
+    (('--model', 'alexnet-cifar', '--no-whiten'),
+     "--no-whiten applies to vgg-fast-cifar only (its whitening layer and recipe), not to "
+     "alexnet-cifar"),
     (('--model', 'vgg-fast-cifar', '--translate', '9'), '--translate must be an integer'),
     (('--model', 'vgg-fast-cifar', '--warmup', '2'), '--warmup does not apply'),
 ])
