@@ -123,8 +123,11 @@ class Conv2d(Function):
         x, w = self.inputs[:2]
         need = self.needs_input_grad
         col, self.col = self.col, None
-        gx = Conv2dGradInput(self.geo, x.shape)(gy, w) if need[0] else None
-        gw = Conv2dGradWeight(self.geo, w.shape[2:], col)(x, gy) if need[1] else None
+        # both gradients read gy in the GEMM layout gY: transposed once, shared
+        gY = _to_matrix(gy.data, self.geo.groups) if need[0] and need[1] and not \
+            _winograd(x, w.shape[2:], self.geo) else None
+        gx = Conv2dGradInput(self.geo, x.shape, gY)(gy, w) if need[0] else None
+        gw = Conv2dGradWeight(self.geo, w.shape[2:], col, gY)(x, gy) if need[1] else None
         if len(self.inputs) == 2:
             return gx, gw
         return gx, gw, (gy.sum(axis=(0, 2, 3)) if need[2] else None)
@@ -139,13 +142,15 @@ class Conv2dGradInput(Function):
     dL/dgy = conv2d(ggx, W) (no bias),  dL/dW = Conv2dGradWeight(ggx, gy).
     """
 
-    def __init__(self, geo, x_shape):
-        self.geo, self.x_shape = geo, tuple(x_shape)
+    def __init__(self, geo, x_shape, gY=None):
+        self.geo, self.x_shape, self.gY = geo, tuple(x_shape), gY  # gY: gy as a matrix
 
     def forward(self, gy, w):
+        gY, self.gY = self.gY, None
         if _winograd(gy, w.shape[2:], self.geo):
             return winograd.grad_input(gy, w, self.geo.pads)
-        gY = _to_matrix(gy, self.geo.groups)
+        if gY is None:
+            gY = _to_matrix(gy, self.geo.groups)
         gcol = _weight_matrix(w, self.geo.groups).transpose(0, 2, 1) @ gY
         return _col2im(gcol, self.x_shape, w.shape[2:], gy.shape[2:], self.geo)
 
@@ -166,18 +171,21 @@ class Conv2dGradWeight(Function):
     dL/dx = Conv2dGradInput(gy, ggW),  dL/dgy = conv2d(x, ggW).
     """
 
-    def __init__(self, geo, kernel, col=None):
-        self.geo, self.kernel, self.col = geo, tuple(kernel), col
+    def __init__(self, geo, kernel, col=None, gY=None):
+        self.geo, self.kernel, self.col, self.gY = geo, tuple(kernel), col, gY
 
     def forward(self, x, gy):
         col, self.col = self.col, None
+        gY, self.gY = self.gY, None
         if _winograd(x, self.kernel, self.geo):
             return winograd.grad_weight(x, gy, self.geo.pads, col)
         if col is None:
             col = _im2col(x, self.kernel, self.geo)
         # (col @ gY^T)^T rather than gY @ col^T: the same numbers, but OpenBLAS is up to
         # 9x faster on this orientation when N*OH*OW is long (benchmarks/RESULTS.md)
-        gw = (col @ _to_matrix(gy, self.geo.groups).transpose(0, 2, 1)).transpose(0, 2, 1)
+        if gY is None:
+            gY = _to_matrix(gy, self.geo.groups)
+        gw = (col @ gY.transpose(0, 2, 1)).transpose(0, 2, 1)
         return gw.reshape(gy.shape[1], x.shape[1] // self.geo.groups, *self.kernel)
 
     def backward(self, ggw):
