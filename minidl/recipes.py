@@ -15,6 +15,8 @@ The recipe of ``minidl train --model vgg-fast-cifar`` (docs/fast-cifar.md) is th
 The data side (alternating flips, reflect-padded translations) is in
 ``minidl.data.transforms`` and test-time augmentation in ``minidl.train.tta_logits``.
 """
+import numpy as np
+
 from .optim.swa_utils import LookaheadState
 
 
@@ -73,7 +75,7 @@ class TriangleLR:
 
 class Whitening:
     """Before the first step, set ``model.whiten`` from the first ``images`` training images
-    (``models.fast_cifar.whiten_init_``); train its bias for the first ``bias_epochs``
+    (``whiten_init_``); train its bias for the first ``bias_epochs``
     epochs, then freeze it (its gradient, and the backward of the first layer, stop)."""
 
     def __init__(self, model, images, bias_epochs=3, enabled=True):
@@ -82,7 +84,6 @@ class Whitening:
 
     def on_fit_start(self, trainer, resumed):
         if self.enabled and not resumed:  # (a resumed run has its whitening in the weights)
-            from models.fast_cifar import whiten_init_
             whiten_init_(self.model.whiten, self.images)
         self.images = None  # (not needed any more)
 
@@ -127,3 +128,38 @@ class Lookahead:
             self.average = LookaheadState(self.model)
             for name, array in state['average'].items():
                 self.average.ema[name][...] = array
+
+
+def patches(images, k):
+    """Every k x k patch of a float batch (N, C, H, W), as rows (N*(H-k+1)*(W-k+1), C*k*k)."""
+    n, c = images.shape[:2]
+    windows = np.lib.stride_tricks.sliding_window_view(images, (k, k), axis=(2, 3))
+    return windows.transpose(0, 2, 3, 1, 4, 5).reshape(-1, c * k * k)
+
+
+def whiten_init_(conv, images, eps=5e-4, chunk=1000):
+    """Set ``conv.weight`` (2 * C*k*k filters of C x k x k) from the patch covariance.
+
+    With Sigma = E[p p^T] over the k x k patches p of ``images`` (float, normalised,
+    (N, C, H, W)) and Sigma = V diag(lambda) V^T (eigenvalues descending), filter i is
+    v_i / sqrt(lambda_i + eps) and filter C*k*k + i is its negative. Then the outputs
+    v_i . p / sqrt(lambda_i) are uncorrelated with unit variance: a "whitened" image.
+    The covariance is accumulated in float64, ``chunk`` images at a time.
+    """
+    out, c, k, _ = conv.weight.shape
+    d = c * k * k
+    if out != 2 * d or images.ndim != 4 or images.shape[1] != c:
+        raise ValueError(f"whiten_init_: expected a conv with {2 * d} filters of {c}x{k}x{k} "
+                         f"and images (N, {c}, H, W), got weight {conv.weight.shape} and "
+                         f"images {images.shape}")
+    cov, count = np.zeros((d, d)), 0
+    for start in range(0, len(images), chunk):
+        p = patches(np.asarray(images[start:start + chunk], np.float64), k)
+        cov += p.T @ p
+        count += len(p)
+    eigenvalues, eigenvectors = np.linalg.eigh(cov / count)     # ascending
+    order = np.argsort(eigenvalues)[::-1]
+    filters = (eigenvectors[:, order] / np.sqrt(eigenvalues[order] + eps)).T
+    weight = np.concatenate([filters, -filters]).reshape(2 * d, c, k, k)
+    conv.weight.data[...] = weight.astype(conv.weight.dtype)
+    return conv

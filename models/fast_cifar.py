@@ -15,15 +15,13 @@ start). BatchNorm keeps its weight at 1 (``requires_grad = False``) and trains i
 eps 1e-12, running statistics updated with momentum 0.4 (airbench's "0.6" is the weight of
 the old statistics). The 1/9 on the logits stands in for a temperature.
 
-The first layer is not learned: ``whiten_init_`` sets its 2 * 12 filters to the
-eigenvectors of the covariance of the 2x2x3 training patches, each scaled by
+The first layer is not learned: ``minidl.recipes.whiten_init_`` sets its 2 * 12 filters
+to the eigenvectors of the covariance of the 2x2x3 training patches, each scaled by
 1/sqrt(eigenvalue + eps), and their negatives, so that after it the patches are
 decorrelated and of unit variance (and GELU sees both signs). The recipe
-(``minidl.recipes.fast_cifar``) computes it from the training images the first time it
+(``minidl.recipes.Whitening``) computes it from the training images the first time it
 trains, and trains only its bias, for the first epochs.
 """
-import numpy as np
-
 import minidl.nn as nn
 from minidl import Tensor
 from minidl.utils import check_int
@@ -87,38 +85,3 @@ class FastCIFAR(nn.Module):
 
     def extra_repr(self):
         return f"scale={self.scale:.4g}"
-
-
-def patches(images, k):
-    """Every k x k patch of a float batch (N, C, H, W), as rows (N*(H-k+1)*(W-k+1), C*k*k)."""
-    n, c = images.shape[:2]
-    windows = np.lib.stride_tricks.sliding_window_view(images, (k, k), axis=(2, 3))
-    return windows.transpose(0, 2, 3, 1, 4, 5).reshape(-1, c * k * k)
-
-
-def whiten_init_(conv, images, eps=5e-4, chunk=1000):
-    """Set ``conv.weight`` (2 * C*k*k filters of C x k x k) from the patch covariance.
-
-    With Sigma = E[p p^T] over the k x k patches p of ``images`` (float, normalised,
-    (N, C, H, W)) and Sigma = V diag(lambda) V^T (eigenvalues descending), filter i is
-    v_i / sqrt(lambda_i + eps) and filter C*k*k + i is its negative. Then the outputs
-    v_i . p / sqrt(lambda_i) are uncorrelated with unit variance: a "whitened" image.
-    The covariance is accumulated in float64, ``chunk`` images at a time.
-    """
-    out, c, k, _ = conv.weight.shape
-    d = c * k * k
-    if out != 2 * d or images.ndim != 4 or images.shape[1] != c:
-        raise ValueError(f"whiten_init_: expected a conv with {2 * d} filters of {c}x{k}x{k} "
-                         f"and images (N, {c}, H, W), got weight {conv.weight.shape} and "
-                         f"images {images.shape}")
-    cov, count = np.zeros((d, d)), 0
-    for start in range(0, len(images), chunk):
-        p = patches(np.asarray(images[start:start + chunk], np.float64), k)
-        cov += p.T @ p
-        count += len(p)
-    eigenvalues, eigenvectors = np.linalg.eigh(cov / count)     # ascending
-    order = np.argsort(eigenvalues)[::-1]
-    filters = (eigenvectors[:, order] / np.sqrt(eigenvalues[order] + eps)).T
-    weight = np.concatenate([filters, -filters]).reshape(2 * d, c, k, k)
-    conv.weight.data[...] = weight.astype(conv.weight.dtype)
-    return conv

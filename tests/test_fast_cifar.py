@@ -13,7 +13,8 @@ import models
 from minidl import recipes
 from minidl.data import transforms as T
 from minidl.train import tta_logits
-from models.fast_cifar import FastCIFAR, patches, whiten_init_
+from minidl.recipes import patches, whiten_init_
+from models.fast_cifar import FastCIFAR
 from test_cli import data, run  # noqa: F401  (the tiny-data fixture)
 
 try:
