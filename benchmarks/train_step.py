@@ -39,6 +39,7 @@ import numpy as np  # noqa: E402
 import minidl  # noqa: E402
 import minidl.functional as F  # noqa: E402
 import minidl.nn as mnn  # noqa: E402
+from minidl.kernels import layout  # noqa: E402
 import models  # noqa: E402
 from ops import cpu_name  # noqa: E402  (benchmarks/ops.py, beside this script)
 
@@ -481,7 +482,8 @@ def run_layers(spec, args):
     data = minidl.tensor(x_np)
     handles = [m.register_forward_hook(
         lambda mod, inputs, output, path=path: seen.append(
-            (path, mod, inputs[0].shape, inputs[0] is not data)))
+            (path, mod, inputs[0].shape, inputs[0] is not data,
+             layout.is_channels_last(inputs[0].data))))
         for path, m in model.named_modules() if isinstance(m, kinds)]
     model.train()
     with minidl.no_grad():
@@ -490,17 +492,23 @@ def run_layers(spec, args):
         h.remove()
     rng = np.random.default_rng(SEED + 2)
     rows = []
-    for path, mod, shape, input_grad in seen:
-        # the input needs a gradient, as in the training step, except where it is the data
-        x_in = rng.standard_normal(shape, dtype=np.float32)
+    for path, mod, shape, input_grad, channels_last in seen:
+        # the input needs a gradient, as in the training step, except where it is the data;
+        # it (and the upstream gradient) in the memory layout the layer sees in the model,
+        # for PyTorch too
+        lay = layout.to_channels_last if channels_last else (lambda a: a)
+        x_in = lay(rng.standard_normal(shape, dtype=np.float32))
         with minidl.no_grad():
             out_shape = mod(minidl.tensor(x_in)).shape
         g_np = rng.standard_normal(out_shape, dtype=np.float32)
+        g_np = lay(g_np) if len(out_shape) == 4 else g_np
         tmod = torch_layer(mod)
         copy_weights(mod, tmod)
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        tmod = tmod.to(memory_format=fmt)
 
-        def minidl_pass(x=minidl.tensor(x_in, requires_grad=input_grad),
-                        g=minidl.tensor(g_np)):
+        def minidl_pass(x=minidl.Tensor(x_in, requires_grad=input_grad),
+                        g=minidl.Tensor(g_np)):
             x.grad = None
             mod.zero_grad()
             t0 = time.perf_counter()
@@ -509,8 +517,8 @@ def run_layers(spec, args):
             y.backward(g)
             return t1 - t0, time.perf_counter() - t1
 
-        def torch_pass(x=torch.tensor(x_in, requires_grad=input_grad),
-                       g=torch.from_numpy(g_np)):
+        def torch_pass(x=torch.tensor(x_in).contiguous(memory_format=fmt)
+                       .requires_grad_(input_grad), g=torch.from_numpy(g_np)):
             x.grad = None
             tmod.zero_grad(set_to_none=True)
             t0 = time.perf_counter()

@@ -623,6 +623,7 @@ def install_operators(F):
         setattr(T, op, _comparison(op))
     T.sum, T.mean, T.max, T.argmax = F.sum, F.mean, F.max, F.argmax
     T.reshape, T.transpose, T.flatten = F.reshape, F.transpose, F.flatten
+    T.contiguous, T.is_contiguous = F.contiguous, F.is_contiguous
     T.exp, T.log, T.sqrt, T.abs = F.exp, F.log, F.sqrt, F.absolute
     T.astype, T.to = astype, to
     T.float = lambda self: astype(self, np.float32)

@@ -136,8 +136,9 @@ class Trainer:
 
     def __init__(self, model, optimizer, train_loader, val_loader=None, scheduler=None,
                  epochs=1, out_dir=None, label_smoothing=0.0, config=None, log=print,
-                 progress=True, callbacks=()):
+                 progress=True, callbacks=(), eval_every=1):
         self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
+        self.eval_every = eval_every  # test after every N-th epoch and the last (0: last only)
         self.train_loader, self.val_loader = train_loader, val_loader
         self.epochs, self.out_dir, self.label_smoothing = epochs, out_dir, label_smoothing
         self.world, self.main = dist.world_size(), dist.is_main()
@@ -261,6 +262,12 @@ class Trainer:
                 raise TrainingDiverged(f"weights are not finite after epoch {epoch + 1}, "
                                        f"step {step} ({name}): {NOTHING_SAVED}")
 
+    def _tests_after(self, epoch):
+        """Whether the test set is evaluated after epoch (0-based): every ``eval_every``-th
+        epoch and always the last."""
+        last = epoch + 1 == self.epochs
+        return last or (self.eval_every > 0 and (epoch + 1) % self.eval_every == 0)
+
     def _call(self, hook, *args):
         for callback in self.callbacks:
             if hasattr(callback, hook):
@@ -271,7 +278,7 @@ class Trainer:
         self._stop_if_weights_diverged(epoch, len(self.train_loader))
         record = {'epoch': epoch + 1, **train,
                   'lr': float(self.optimizer.param_groups[0]['lr'])}
-        if self.val_loader is not None:
+        if self.val_loader is not None and self._tests_after(epoch):
             val = self.evaluate(self.val_loader)
             if not math.isfinite(val['loss']):
                 raise TrainingDiverged(f"test loss is {val['loss']} after epoch {epoch + 1}: "

@@ -33,8 +33,10 @@ def test_only_backend_imports_cupy():
 
 
 def test_every_kernel_is_documented():
-    from minidl.kernels import cpu, elementwise, erf, im2col, lrn, optim, pooling, winograd
-    for module in (cpu, elementwise, erf, im2col, lrn, optim, pooling, winograd):
+    from minidl.kernels import (batchnorm, cpu, elementwise, erf, im2col, layout, lrn, optim,
+                                pooling, winograd)
+    for module in (batchnorm, cpu, elementwise, erf, im2col, layout, lrn, optim, pooling,
+                   winograd):
         assert module.__doc__, module.__name__
         for name, obj in vars(module).items():
             if callable(obj) and not name.startswith('_') and \

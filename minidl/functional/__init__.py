@@ -8,8 +8,8 @@ import sys
 from ..tensor import astype, install_operators, to
 from .math import (add, sub, mul, div, neg, pow, exp, log, sqrt, absolute, matmul, linear, sum,
                    mean, max, argmax)
-from .shape import (reshape, transpose, flatten, broadcast_to, sum_to, getitem, concat, cat,
-                    pad)
+from .shape import (reshape, transpose, flatten, contiguous, is_contiguous, broadcast_to,
+                    sum_to, getitem, concat, cat, pad)
 from .activation import relu, gelu, tanh, sigmoid, softmax, log_softmax
 from .conv import conv2d
 from .pooling import max_pool2d, avg_pool2d

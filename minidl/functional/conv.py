@@ -41,11 +41,15 @@ from collections import namedtuple
 from ..kernels import im2col as K
 from ..kernels import winograd
 from ..kernels.elementwise import ascontiguousarray
+from ..kernels.layout import is_channels_last
 from ..tensor import Function, as_tensor, is_grad_enabled
 from ..utils import check_float, check_int, output_size, pair
 
 # stride, dilation: (h, w) pairs of ints; pads: (top, bottom, left, right); groups: int
-Geometry = namedtuple('Geometry', 'stride pads dilation groups')
+# channels_last: x was channels-last (kernels/layout.py) and groups == 1, so the GEMMs run
+# on NHWC rows (``kernels.im2col.im2col_nhwc``) and y comes out channels-last too
+Geometry = namedtuple('Geometry', 'stride pads dilation groups channels_last',
+                      defaults=(False,))
 
 
 # ----------------------------------------------------------------------------- layouts
@@ -85,6 +89,18 @@ def _from_matrix(y, n, out_hw):
     return ascontiguousarray(y.reshape(g * m, n, *out_hw).transpose(1, 0, 2, 3))
 
 
+def _weight_rows(w):
+    """W (OC, C, KH, KW) as the (OC, KH*KW*C) matrix whose columns match im2col_nhwc's
+    (one small copy)."""
+    return ascontiguousarray(w.transpose(0, 2, 3, 1)).reshape(w.shape[0], -1)
+
+
+def _gemm_layout(gy, geo):
+    """gy (N, OC, OH, OW) as the GEMMs read it: gY (G, OC/G, N*OH*OW), or for a
+    channels-last geometry the (N*OH*OW, OC) rows of its NHWC memory."""
+    return K.rows(gy) if geo.channels_last else _to_matrix(gy, geo.groups)
+
+
 def _winograd(x, kernel, geo):
     """Does this convolution go through Winograd F(2x2, 3x3) (the same for its forward and
     both gradients, so that the kept ``col`` is what the gradient expects)?"""
@@ -109,6 +125,11 @@ class Conv2d(Function):
     def forward(self, x, w, b=None):
         if _winograd(x, w.shape[2:], self.geo):  # (col is then Winograd's V: 4x x's size)
             y, col = winograd.conv2d(x, w, self.geo.pads)
+        elif self.geo.channels_last:  # the same GEMM transposed: Y^T = col^T @ Wm^T
+            col = K.im2col_nhwc(x, w.shape[2:], self.geo.stride, self.geo.pads,
+                                self.geo.dilation)
+            y = K.from_rows(col @ _weight_rows(w).T, x.shape[0],
+                            _out_hw(x.shape, w.shape[2:], self.geo))
         else:
             col = _im2col(x, w.shape[2:], self.geo)
             y = _from_matrix(_weight_matrix(w, self.geo.groups) @ col, x.shape[0],
@@ -124,7 +145,7 @@ class Conv2d(Function):
         need = self.needs_input_grad
         col, self.col = self.col, None
         # both gradients read gy in the GEMM layout gY: transposed once, shared
-        gY = _to_matrix(gy.data, self.geo.groups) if need[0] and need[1] and not \
+        gY = _gemm_layout(gy.data, self.geo) if need[0] and need[1] and not \
             _winograd(x, w.shape[2:], self.geo) else None
         gx = Conv2dGradInput(self.geo, x.shape, gY)(gy, w) if need[0] else None
         gw = Conv2dGradWeight(self.geo, w.shape[2:], col, gY)(x, gy) if need[1] else None
@@ -150,7 +171,11 @@ class Conv2dGradInput(Function):
         if _winograd(gy, w.shape[2:], self.geo):
             return winograd.grad_input(gy, w, self.geo.pads)
         if gY is None:
-            gY = _to_matrix(gy, self.geo.groups)
+            gY = _gemm_layout(gy, self.geo)
+        if self.geo.channels_last:  # dL/dcol^T = gY^T @ Wm, rows of NHWC
+            return K.col2im_nhwc(gY @ _weight_rows(w), self.x_shape, w.shape[2:],
+                                 self.geo.stride, self.geo.pads, self.geo.dilation,
+                                 gy.shape[2:])
         gcol = _weight_matrix(w, self.geo.groups).transpose(0, 2, 1) @ gY
         return _col2im(gcol, self.x_shape, w.shape[2:], gy.shape[2:], self.geo)
 
@@ -179,12 +204,19 @@ class Conv2dGradWeight(Function):
         gY, self.gY = self.gY, None
         if _winograd(x, self.kernel, self.geo):
             return winograd.grad_weight(x, gy, self.geo.pads, col)
+        if gY is None:
+            gY = _gemm_layout(gy, self.geo)
+        if self.geo.channels_last:  # dL/dWm = gY @ col from the NHWC rows
+            if col is None:
+                col = K.im2col_nhwc(x, self.kernel, self.geo.stride, self.geo.pads,
+                                    self.geo.dilation)
+            gw = gY.T @ col                                      # (OC, KH*KW*C)
+            return ascontiguousarray(gw.reshape(gy.shape[1], *self.kernel, x.shape[1])
+                                     .transpose(0, 3, 1, 2))
         if col is None:
             col = _im2col(x, self.kernel, self.geo)
         # (col @ gY^T)^T rather than gY @ col^T: the same numbers, but OpenBLAS is up to
         # 9x faster on this orientation when N*OH*OW is long (benchmarks/RESULTS.md)
-        if gY is None:
-            gY = _to_matrix(gy, self.geo.groups)
         gw = (col @ gY.transpose(0, 2, 1)).transpose(0, 2, 1)
         return gw.reshape(gy.shape[1], x.shape[1] // self.geo.groups, *self.kernel)
 
@@ -277,6 +309,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     if unbatched:  # torch's rule: a batch of one, returned without the batch axis
         x = x.reshape(1, *x.shape)
     geo = _geometry(x, weight, bias, stride, padding, dilation, groups)
+    geo = geo._replace(channels_last=geo.groups == 1 and is_channels_last(x.data))
     conv = Conv2d(geo, keep_col=weight.requires_grad and is_grad_enabled())
     y = conv(x, weight) if bias is None else conv(x, weight, bias)
     return y.reshape(*y.shape[1:]) if unbatched else y

@@ -3,12 +3,15 @@
 The derivations are written out in docs/lrn.md; each Function's docstring states its
 formulas and exactly what it keeps for backward. The readable versions, from Tensor ops
 alone, are ``reference.local_response_norm`` and ``reference.batch_norm``; LRN's fused
-kernels are in ``minidl/kernels/lrn.py``.
+kernels are in ``minidl/kernels/lrn.py``, batch norm's for channels-last inputs in
+``minidl/kernels/batchnorm.py``.
 """
 import numbers
 
 from .. import backend
 from ..backend import get_array_module
+from ..kernels import batchnorm as BK
+from ..kernels import layout
 from ..kernels import lrn as K
 from ..tensor import Function, Tensor, as_tensor
 from ..utils import check_float, check_number, compute_dtype
@@ -99,6 +102,11 @@ def _per_channel(a):
     return a.reshape(a.shape[0], a.shape[1], -1)
 
 
+def _rows(a):
+    """The (N*H*W, C) view of a channels-last array (the kernels' (L, C) matrix)."""
+    return layout.nhwc(a).reshape(-1, a.shape[1])
+
+
 def _channel_dot(a, b):
     """sum over every axis but C of a * b, without materialising the product."""
     return get_array_module(a).einsum('ncl,ncl->c', _per_channel(a), _per_channel(b))
@@ -125,12 +133,18 @@ class BatchNorm(Function):
     A float16 x is normalised in float32 (``utils.compute_dtype``: its squares overflow
     float16 from |x - mu| = 256 on, which made inv_std 0), and y rounded to float16; mu,
     inv_std and var stay float32. So is the backward.
+
+    A channels-last x (``kernels/layout.py``) goes to ``kernels/batchnorm.py``, which sums
+    down the rows of its (N*H*W, C) view in cache-sized blocks: the same values, y and gx
+    channels-last too.
     """
 
     def __init__(self, eps, has_weight, has_bias):
         self.eps, self.has_weight, self.has_bias = eps, has_weight, has_bias
 
     def forward(self, x, *params):
+        if layout.is_channels_last(x):
+            return self._forward_channels_last(x, params)
         shape = _channel_shape(x.ndim, x.shape[1])
         dtype = x.dtype
         x = x.astype(compute_dtype(dtype), copy=False)  # float16: statistics in float32
@@ -145,6 +159,14 @@ class BatchNorm(Function):
             y += params[-1].reshape(shape)
         self.mean, self.inv_std, self.var = mean, inv_std, var
         return y.astype(dtype, copy=False)
+
+    def _forward_channels_last(self, x, params):
+        x2, y = _rows(x), layout.empty_like(x)
+        mean, var, inv_std = BK.channel_stats(x2, self.eps)
+        scale = inv_std * params[0] if self.has_weight else inv_std
+        BK.normalize(x2, mean, scale, params[-1] if self.has_bias else None, _rows(y))
+        self.mean, self.inv_std, self.var = mean, inv_std, var
+        return y
 
     def backward(self, gy):
         x = self.inputs[0]
@@ -164,6 +186,8 @@ class BatchNormGrad(Function):
         self.mean, self.inv_std, self.has_weight = mean, inv_std, has_weight
 
     def forward(self, x, gy, *weight):
+        if layout.is_channels_last(x):
+            return self._forward_channels_last(x, gy, weight)
         shape = _channel_shape(x.ndim, x.shape[1])
         n = x.size // x.shape[1]
         dtype, acc = x.dtype, self.mean.dtype          # acc: float32 for a float16 x
@@ -183,6 +207,18 @@ class BatchNormGrad(Function):
         gx -= (f * gbias).reshape(shape)
         return (gx.astype(dtype, copy=False), gweight.astype(dtype, copy=False),
                 gbias.astype(dtype, copy=False))
+
+    def _forward_channels_last(self, x, gy, weight):
+        """The same formulas on the (L, C) views, gy made channels-last first."""
+        x2, gy2, gx = _rows(x), _rows(layout.to_channels_last(gy)), layout.empty_like(x)
+        gbias, gdot = BK.grad_sums(x2, gy2, self.mean)
+        gweight = gdot * self.inv_std
+        f = self.inv_std / len(x2)
+        if self.has_weight:
+            f = f * weight[0]
+        BK.grad_input(x2, gy2, self.mean, -f * self.inv_std * gweight, f * len(x2),
+                      -(f * gbias), _rows(gx))
+        return gx, gweight.astype(x.dtype, copy=False), gbias.astype(x.dtype, copy=False)
 
     def backward(self, ggx, ggweight, ggbias):
         raise NotImplementedError("batch_norm: double backward in training mode is not "

@@ -11,6 +11,8 @@ import numpy as np
 from .. import backend
 from ..backend import get_array_module
 from ..tensor import Function, Tensor, as_tensor, astype, result_type
+from ..kernels import layout as L
+from ..kernels.elementwise import ascontiguousarray
 from ..utils import ArgumentTypeError, check_axis
 
 
@@ -124,6 +126,50 @@ def transpose(x, *axes):
         raise ValueError(f"transpose: axes {axes} are not a permutation of the "
                          f"{x.ndim} axes of a tensor of shape {x.shape}")
     return Transpose(perm)(x)
+
+
+class Contiguous(Function):
+    """y = x, its numbers laid out in memory as ``memory_format`` says (NCHW
+    'contiguous_format' or NHWC 'channels_last': ``minidl/kernels/layout.py``). The values
+    do not change, so dL/dx = gy."""
+
+    def __init__(self, memory_format):
+        self.memory_format = memory_format
+
+    def forward(self, x):
+        if self.memory_format == L.CHANNELS_LAST:
+            return L.to_channels_last(x)
+        return ascontiguousarray(x)
+
+    def backward(self, gy):
+        return gy
+
+
+def contiguous(x, memory_format='contiguous_format'):
+    """x with its memory in ``memory_format``, as torch's ``Tensor.contiguous``:
+    'contiguous_format' (C order, NCHW for images) or 'channels_last' (4-D only: NHWC memory
+    behind the (N, C, H, W) shape). The tensor itself when it is already so laid out.
+    Convolution, pooling, BatchNorm and the activations keep a channels-last input's
+    layout, and minidl's convolutions are faster on it on the CPU (docs/fast-cifar.md)."""
+    x = as_tensor(x, op='contiguous')
+    if memory_format not in L.FORMATS:
+        raise ValueError(f"contiguous: memory_format must be one of {L.FORMATS}, got "
+                         f"{memory_format!r}")
+    if memory_format == L.CHANNELS_LAST and x.ndim != 4:
+        raise ValueError(f"contiguous: memory_format='channels_last' needs a 4-D (N, C, H, W) "
+                         f"tensor, got shape {x.shape}")
+    if is_contiguous(x, memory_format):
+        return x
+    return Contiguous(memory_format)(x)
+
+
+def is_contiguous(x, memory_format='contiguous_format'):
+    """Whether x's memory is laid out as ``memory_format`` (see ``contiguous``)."""
+    data = as_tensor(x, op='is_contiguous').data
+    if memory_format == L.CHANNELS_LAST:
+        return data.ndim == 4 and (L.is_channels_last(data) or data.flags.c_contiguous and (
+            data.shape[1] == 1 or data.shape[2] * data.shape[3] == 1))
+    return bool(data.flags.c_contiguous)
 
 
 def flatten(x, start_dim=1, end_dim=-1):

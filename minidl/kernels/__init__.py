@@ -10,12 +10,14 @@ One module per family:
 
 =================  ===============================================================
 ``cpu``            the CPU runtime: worker threads (``parallel_for``), malloc reuse
+``layout``         NCHW and channels-last (NHWC) memory behind one (N, C, H, W) shape
 ``elementwise``    ReLU, GELU and their gradients, contiguous copies, by all CPU threads
 ``erf``            erf / erfc (float64: Cephes; float32: a fitted tanh form), in blocks
-``im2col``         sliding windows, im2col / col2im, the conv col-matrix budget
+``im2col``         sliding windows, im2col / col2im (NCHW and NHWC), the col budget
 ``winograd``       Winograd F(2x2, 3x3) for 3x3 stride-1 convolutions with many channels
 ``pooling``        max pooling (running max + argmax, scatter-add backward), average
 ``lrn``            local response normalisation, forward and backward
+``batchnorm``      training-mode batch norm on channels-last inputs, in cache-sized blocks
 ``optim``          cache-blocked, threaded optimizer updates
 =================  ===============================================================
 

@@ -16,6 +16,8 @@ from .. import backend
 from ..backend import get_array_module
 from . import cpu
 from . import erf as E
+from . import layout
+from .layout import copyto
 
 
 def relu(x):
@@ -122,7 +124,7 @@ def gelu(x, approximate='none'):
         else:
             y = xc * (0.5 * E.erfc(xc * (-1 / math.sqrt(2))))
         return y.astype(x.dtype, copy=False)
-    y = np.empty(x.shape, x.dtype)
+    y = layout.empty_like(x)
     if approximate == 'tanh':
         E.map_blocks(_gelu_tanh_block, y, x, scratch=2, dtype=dtype)
     else:
@@ -149,24 +151,13 @@ def gelu_grad(gy, x, approximate='none'):
             slope = 0.5 * E.erfc(xc * (-1 / math.sqrt(2))) + xc * xp.exp(-0.5 * xc * xc) * \
                 INV_SQRT_2PI
         return (gy * slope).astype(gy.dtype, copy=False)
-    gx = np.empty(gy.shape, gy.dtype)
+    gx = layout.empty_like(gy)
     if approximate == 'tanh':
         E.map_blocks(_gelu_tanh_grad_block, gx, gy, x, scratch=3, dtype=dtype)
     else:
         E.map_blocks(_gelu_exact_grad_block, gx, gy, x, scratch=2 + E.SCRATCH[dtype],
                      dtype=dtype)
     return gx
-
-
-def copyto(dst, src):
-    """dst[...] = src (same shape), the first axis shared among the CPU threads."""
-    if backend.on_gpu(dst):
-        dst[...] = src
-        return
-
-    def part(a, b):
-        dst[a:b] = src[a:b]
-    cpu.parallel_rows(part, dst)
 
 
 def ascontiguousarray(array):

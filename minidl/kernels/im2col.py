@@ -18,7 +18,9 @@ from .. import backend
 from ..backend import get_array_module
 from ..utils import output_size
 from . import cpu
-from .elementwise import ascontiguousarray, copyto
+from .elementwise import ascontiguousarray
+from . import layout
+from .layout import copyto, from_nhwc, nhwc
 
 # A conv layer keeps its col matrix for the weight gradient when it is at most this big;
 # a bigger one (VGG at 224 pixels: 1.8 GB for the second layer at batch 16) is copied
@@ -32,12 +34,14 @@ def keep_col(col):
 
 
 def pad2d(x, pads, value=0.0):
-    """x (N, C, H, W) padded by pads = (top, bottom, left, right) with ``value``."""
+    """x (N, C, H, W) padded by pads = (top, bottom, left, right) with ``value``, in x's
+    memory layout."""
     top, bottom, left, right = pads
     if not any(pads):
         return x
     n, c, h, w = x.shape
-    out = get_array_module(x).empty((n, c, h + top + bottom, w + left + right), dtype=x.dtype)
+    out = layout.empty((n, c, h + top + bottom, w + left + right), x.dtype,
+                       get_array_module(x), layout.is_channels_last(x))
     out[:, :, :top] = value
     out[:, :, top + h:] = value
     out[:, :, top:top + h, :left] = value
@@ -103,3 +107,61 @@ def col2im(col, x_shape, kernel, stride, pads, dilation, out_hw):
     cols = col.reshape(c, kh, kw, n, oh, ow).transpose(0, 3, 1, 2, 4, 5)  # (C, N, KH, KW, ..)
     gx = windows_sum(cols, (c, n, h + top + bottom, w + left + right), stride, dilation)
     return ascontiguousarray(gx[:, :, top:top + h, left:left + w].transpose(1, 0, 2, 3))
+
+
+# ----------------------------------------------------------------------------- channels last
+# The same matrices for a channels-last x (kernels/layout.py): with NHWC memory the
+# window of one output pixel is KH runs of KW*C contiguous numbers, so im2col lays col out
+# as (N*OH*OW, KH*KW*C), one row per output pixel, and the GEMM col @ Wr gives the output
+# (N*OH*OW, OC), which *is* the NHWC memory of y: no transposing copy on either side.
+
+def windows_nhwc(x, kernel, stride, dilation=(1, 1), out_size=None):
+    """Strided view (N, OH, OW, KH, KW, C) of the windows of an already padded NHWC x."""
+    n, h, w, c = x.shape
+    (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
+    oh, ow = out_size or (output_size(h, kh, sh, 0, dh), output_size(w, kw, sw, 0, dw))
+    s0, s1, s2, s3 = x.strides
+    return backend.as_strided(x, (n, oh, ow, kh, kw, c),
+                              (s0, s1 * sh, s2 * sw, s1 * dh, s2 * dw, s3))
+
+
+def im2col_nhwc(x, kernel, stride, pads, dilation):
+    """col (N*OH*OW, KH*KW*C) of a channels-last x (N, C, H, W):
+
+        col[(n, p, q), (i, j, c)] = xpad[n, c, p*sh + i*dh, q*sw + j*dw]
+
+    (im2col's matrix transposed, its columns in (KH, KW, C) order), copied once by all
+    CPU threads from the window view of the padded NHWC memory."""
+    view = windows_nhwc(nhwc(layout.to_channels_last(pad2d(x, pads))), kernel, stride,
+                        dilation)
+    return ascontiguousarray(view).reshape(view.shape[0] * view.shape[1] * view.shape[2], -1)
+
+
+def col2im_nhwc(col, x_shape, kernel, stride, pads, dilation, out_hw):
+    """Adjoint of ``im2col_nhwc``: col (N*OH*OW, KH*KW*C) summed back into a channels-last
+    (N, C, H, W) array (overlapping windows add up; the padding border is cropped)."""
+    n, c, h, w = x_shape
+    (kh, kw), (oh, ow), (top, bottom, left, right) = kernel, out_hw, pads
+    (sh, sw), (dh, dw) = stride, dilation
+    cols = col.reshape(n, oh, ow, kh, kw, c)
+    gx = get_array_module(col).empty((n, h + top + bottom, w + left + right, c), col.dtype)
+
+    def part(start, stop):  # images start..stop-1, each thread its own
+        gx[start:stop] = 0
+        for i in range(kh):
+            for j in range(kw):
+                gx[start:stop, i * dh:i * dh + sh * (oh - 1) + 1:sh,
+                   j * dw:j * dw + sw * (ow - 1) + 1:sw] += cols[start:stop, :, :, i, j]
+    cpu.parallel_rows(part, cols)
+    return layout.to_channels_last(from_nhwc(gx)[:, :, top:top + h, left:left + w])
+
+
+def rows(y):
+    """y (N, C, H, W) as the (N*H*W, C) matrix of its NHWC memory (a view when y is
+    channels-last, else after one copy)."""
+    return nhwc(layout.to_channels_last(y)).reshape(-1, y.shape[1])
+
+
+def from_rows(y2, n, out_hw):
+    """The (N*OH*OW, OC) matrix y2 as a channels-last (N, OC, OH, OW) array (a view)."""
+    return from_nhwc(y2.reshape(n, *out_hw, y2.shape[1]))

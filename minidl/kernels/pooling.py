@@ -13,7 +13,7 @@ import numpy as np
 from .. import backend
 from ..backend import get_array_module
 from ..utils import compute_dtype
-from . import cpu
+from . import cpu, layout
 from .im2col import pad2d, windows, windows_sum
 
 
@@ -43,14 +43,18 @@ def max_pool(x, kernel, stride, pads, out, track=True, dilation=(1, 1)):
     xp = get_array_module(x)
     kh, kw = kernel
     cols = windows(pad2d(x, pads, lowest(x.dtype)), kernel, stride, dilation, out_size=out)
-    y = xp.empty(x.shape[:2] + tuple(out), x.dtype)
+    channels_last = layout.is_channels_last(x)  # y and index keep x's memory layout
+    y = layout.empty(x.shape[:2] + tuple(out), x.dtype, xp, channels_last)
     dtype = np.dtype(index_dtype(kh * kw))
-    index = xp.zeros(y.shape, dtype) if track else None
+    index = layout.empty(y.shape, dtype, xp, channels_last) if track else None
+    if index is not None:
+        index[...] = 0
 
     def part(a, b):  # images a..b-1
         best = y[a:b]
         best[...] = cols[a:b, :, 0, 0]
-        better, step = xp.empty(best.shape, dtype=bool), xp.empty(best.shape, dtype=dtype)
+        better = layout.empty(best.shape, bool, xp, channels_last)  # (best's layout)
+        step = layout.empty(best.shape, dtype, xp, channels_last)
         for k in range(1, kh * kw):
             v = cols[a:b, :, k // kw, k % kw]
             if index is not None:  # strictly greater: an equal value keeps the first max
@@ -106,12 +110,41 @@ def max_pool_grad(gy, index, kernel, stride, padded, dilation=(1, 1)):
     flattened padded gradient: a pixel that is the maximum of several overlapping windows
     accumulates all of their gradients. On the CPU each thread scatters its own images.
     """
+    if tuple(stride) == tuple(kernel) and tuple(dilation) == (1, 1):
+        return _max_pool_grad_tiled(gy, index, kernel, padded)
     gx = get_array_module(gy).empty(padded, dtype=gy.dtype)
 
     def part(a, b):
         gx[a:b] = 0
         pos = argmax_positions(index[a:b], kernel, stride, padded, dilation)
         backend.scatter_add(gx[a:b].reshape(-1), pos.reshape(-1), gy[a:b].reshape(-1))
+    cpu.parallel_rows(part, gx)
+    return gx
+
+
+def _max_pool_grad_tiled(gy, index, kernel, padded):
+    """``max_pool_grad`` for windows that tile the input (stride = kernel, no dilation):
+    every pixel is in at most one window, so offset k = (i, j) of every window receives
+    gy where the argmax is k, and zero elsewhere: KH*KW masked products, no scatter, and gx
+    in gy's memory layout. Pixels no window reaches (floor mode) get zero."""
+    xp = get_array_module(gy)
+    (kh, kw), (n, c, oh, ow) = kernel, gy.shape
+    gx = layout.empty(padded, gy.dtype, xp, layout.is_channels_last(gy))
+
+    def part(a, b):
+        gx[a:b, :, kh * oh:] = 0
+        gx[a:b, :, :, kw * ow:] = 0
+        g = gy[a:b]
+        finite = bool(xp.isfinite(g).all())  # else 0 * inf = NaN: copy where, 4x slower
+        mask = layout.empty(g.shape, bool, xp, layout.is_channels_last(g))
+        for k in range(kh * kw):
+            dst = gx[a:b, :, k // kw:kh * oh:kh, k % kw:kw * ow:kw]
+            xp.equal(index[a:b], k, out=mask)
+            if finite:
+                xp.multiply(g, mask, out=dst)
+            else:
+                dst[...] = 0
+                xp.copyto(dst, g, where=mask)
     cpu.parallel_rows(part, gx)
     return gx
 

@@ -41,7 +41,7 @@ import os
 import numpy as np
 
 from .. import backend
-from . import cpu
+from . import cpu, layout
 
 BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], np.float64)
 G = np.array([[1, 0, 0], [.5, .5, .5], [.5, -.5, .5], [0, 0, 1]], np.float64)
@@ -142,12 +142,13 @@ def filter_tiles(w):
     return np.ascontiguousarray(u.transpose(0, 2, 1))
 
 
-def _scatter(y4, out_hw):
+def _scatter(y4, out_hw, channels_last=False):
     """y (N, K, OH, OW) from the output tiles y4 (2, 2, TH, TW, N, K): row 2 th + r and
-    column 2 tw + s of image n is y4[r, s, th, tw, n] (a tile's cropped border dropped)."""
+    column 2 tw + s of image n is y4[r, s, th, tw, n] (a tile's cropped border dropped).
+    y is channels-last (kernels/layout.py) when asked: then every copy moves runs of K."""
     n, k = y4.shape[4:]
     oh, ow = out_hw
-    y = np.empty((n, k, oh, ow), y4.dtype)
+    y = layout.empty((n, k, oh, ow), y4.dtype, channels_last=channels_last)
 
     def part(a, b):
         for r in range(2):
@@ -175,14 +176,15 @@ def _gather(gy, tiles):
 
 
 def conv2d(x, w, pads):
-    """y = conv2d(x, w) with pads = (top, bottom, left, right), and V (kept for dL/dw)."""
+    """y = conv2d(x, w) with pads = (top, bottom, left, right), in x's memory layout, and V
+    (kept for dL/dw)."""
     n, c, h, width = x.shape
     k = w.shape[0]
     out_hw, (th, tw) = _tiles(h, width, pads)
     v = input_tiles(x, pads)                                   # (16, P, C)
     m = v @ filter_tiles(w)                                    # (16, P, K): the 16 GEMMs
     y4 = (AA.astype(x.dtype) @ m.reshape(16, -1)).reshape(2, 2, th, tw, n, k)
-    return _scatter(y4, out_hw), v
+    return _scatter(y4, out_hw, layout.is_channels_last(x)), v
 
 
 def grad_weight(x, gy, pads, v=None):
