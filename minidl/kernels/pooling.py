@@ -128,7 +128,7 @@ def _max_pool_grad_tiled(gy, index, kernel, padded):
     gy where the argmax is k, and zero elsewhere: KH*KW masked products, no scatter, and gx
     in gy's memory layout. Pixels no window reaches (floor mode) get zero."""
     xp = get_array_module(gy)
-    (kh, kw), (n, c, oh, ow) = kernel, gy.shape
+    (kh, kw), (oh, ow) = kernel, gy.shape[2:]
     gx = layout.empty(padded, gy.dtype, xp, layout.is_channels_last(gy))
 
     def part(a, b):
