@@ -210,7 +210,7 @@ class Conv2dGradWeight(Function):
             if col is None:
                 col = K.im2col_nhwc(x, self.kernel, self.geo.stride, self.geo.pads,
                                     self.geo.dilation)
-            gw = gY.T @ col                                      # (OC, KH*KW*C)
+            gw = (col.T @ gY).T  # (OC, KH*KW*C); this orientation: up to 2x faster in OpenBLAS
             return ascontiguousarray(gw.reshape(gy.shape[1], *self.kernel, x.shape[1])
                                      .transpose(0, 3, 1, 2))
         if col is None:

@@ -74,6 +74,23 @@ def _gelu_exact_block(x, y, cdf, *scratch):
     np.multiply(x, cdf, out=y, casting='same_kind')
 
 
+def _gelu_exact_keep_block(x, cdf, y, *scratch):
+    """y = x Phi(x), and Phi(x) into ``cdf`` (a block of an array of the compute dtype)."""
+    E.cdf_block(x, cdf, *scratch)
+    np.multiply(x, cdf, out=y, casting='same_kind')
+
+
+def _gelu_grad_from_cdf_block(gy, x, cdf, gx, e):
+    """gx = gy (Phi(x) + x phi(x)) with Phi(x) given."""
+    np.multiply(x, -0.5, out=e, dtype=e.dtype)
+    np.multiply(e, x, out=e)
+    np.exp(e, out=e)
+    np.multiply(e, x, out=e)
+    np.multiply(e, INV_SQRT_2PI, out=e)                    # x phi(x)
+    np.add(e, cdf, out=e)
+    np.multiply(gy, e, out=gx, casting='same_kind')
+
+
 def _gelu_tanh_grad_block(gy, x, gx, z, u, d):
     """gx = gy (0.5 (1 + t) + 0.5 x (1 - t^2) sqrt(2/pi) (1 + 3 * 0.044715 x^2)), t = tanh u."""
     np.multiply(x, x, out=z, dtype=z.dtype)
@@ -132,11 +149,25 @@ def gelu(x, approximate='none'):
     return y
 
 
-def gelu_grad(gy, x, approximate='none'):
+def gelu_keeping_cdf(x):
+    """(y, Phi(x)) for y = gelu(x) (``approximate='none'``): the backward then needs only
+    x phi(x) (``gelu_grad(..., cdf=)``: 7 passes instead of some 25), for one more array of
+    x's size (in the compute dtype) kept. CPU only; on the GPU (y, None)."""
+    if backend.on_gpu(x):
+        return gelu(x), None
+    dtype = E.compute_dtype(x.dtype)
+    y, cdf = layout.empty_like(x), layout.empty_like(x, dtype)
+    E.map_blocks(_gelu_exact_keep_block, y, x, cdf, scratch=E.SCRATCH[dtype], dtype=dtype)
+    return y, cdf
+
+
+def gelu_grad(gy, x, approximate='none', cdf=None):
     """gx = gy * dy/dx of ``gelu(x, approximate)``, in gy's dtype:
 
     'none':  dy/dx = Phi(x) + x phi(x),   phi(x) = e^{-x^2/2} / sqrt(2 pi)
     'tanh':  dy/dx = (1 + t) / 2 + x (1 - t^2) sqrt(2/pi) (1 + 3 * 0.044715 x^2) / 2,  t = tanh u
+
+    ``cdf``: Phi(x) as ``gelu_keeping_cdf`` kept it (CPU, 'none'), not recomputed then.
     """
     _check_approximate(approximate)
     xp = get_array_module(gy)
@@ -152,7 +183,9 @@ def gelu_grad(gy, x, approximate='none'):
                 INV_SQRT_2PI
         return (gy * slope).astype(gy.dtype, copy=False)
     gx = layout.empty_like(gy)
-    if approximate == 'tanh':
+    if cdf is not None and approximate == 'none':
+        E.map_blocks(_gelu_grad_from_cdf_block, gx, gy, x, cdf, scratch=1, dtype=dtype)
+    elif approximate == 'tanh':
         E.map_blocks(_gelu_tanh_grad_block, gx, gy, x, scratch=3, dtype=dtype)
     else:
         E.map_blocks(_gelu_exact_grad_block, gx, gy, x, scratch=2 + E.SCRATCH[dtype],
