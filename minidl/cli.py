@@ -315,9 +315,13 @@ def cmd_train(args):
         return 130
     if history:
         best = max((r for r in history if 'val_acc' in r), key=lambda r: r['val_acc'])
-        tta = ''
-        if cfg.get('tta'):
+        tta, predictions = '', None
+        if cfg.get('tta') and world == 1:  # its probabilities also make the pictures
+            result = trainer.evaluate(test_loader, tta=cfg['tta'], keep_probs=True)
+            predictions = result['probs'], result['labels']
+        elif cfg.get('tta'):
             result = trainer.evaluate(test_loader, tta=cfg['tta'])
+        if cfg.get('tta'):
             history[-1]['val_acc_tta'] = result['acc']
             if dist.is_main():
                 write_json(history, os.path.join(cfg['out'], HISTORY))
@@ -330,7 +334,7 @@ def cmd_train(args):
             from .data import DataLoader
             test_loader = DataLoader(test, 256, transform=test_loader.transform,
                                      seed=cfg['seed'], device=cfg['device'])
-        _make_plots(cfg['out'], model, test, test_loader, history)
+        _make_plots(cfg['out'], model, test, test_loader, history, predictions=predictions)
     return 0
 
 
@@ -453,11 +457,13 @@ def _restore(cfg, state):
     return model.to(cfg['device']), test, loader
 
 
-def _make_plots(run_dir, model, test, loader, history, quiet=True):
+def _make_plots(run_dir, model, test, loader, history, quiet=True, predictions=None):
+    """The run's pictures; ``predictions``: (probs, labels) of the test set if known (the
+    final test-time-augmented evaluation's), else computed here."""
     from .train import predict
     try:
         from . import plots
-        probs, labels = predict(model, loader)
+        probs, labels = predictions or predict(model, loader)
         written = [plots.plot_history(history, os.path.join(run_dir, 'curves.png'))]
     except ImportError as e:  # matplotlib is optional
         print(f"pictures skipped: {e}")

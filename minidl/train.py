@@ -233,14 +233,19 @@ class Trainer:
         total = dist.allreduce_(np.array([sums[k] for k in keys], np.float64), 'epoch sums')
         return {**sums, **dict(zip(keys, total.tolist()))}
 
-    def evaluate(self, loader, tta=0):
+    def evaluate(self, loader, tta=0, keep_probs=False):
         """Loss, top-1 and top-5 accuracy over ``loader`` in eval mode; ``tta``: the level
-        of test-time augmentation (``tta_logits``)."""
+        of test-time augmentation (``tta_logits``). ``keep_probs``: also the softmax
+        probabilities and labels ('probs', 'labels', NumPy arrays, as ``predict``)."""
+        from .functional import softmax
         self.model.eval()
         loss = correct1 = correct5 = seen = 0
+        kept = []
         with no_grad():
             for x, y in loader:
                 logits = tta_logits(self.model, x, tta)
+                if keep_probs:
+                    kept.append((softmax(logits, axis=1).numpy(), y.numpy()))
                 loss += softmax_cross_entropy(logits, y, reduction='sum').item()
                 correct1 += topk_correct(logits.data, y.data, 1)
                 correct5 += topk_correct(logits.data, y.data, 5)
@@ -249,7 +254,10 @@ class Trainer:
             loss, correct1, correct5, seen = dist.allreduce_(
                 np.array([loss, correct1, correct5, seen], np.float64), 'evaluation sums')
         seen = max(seen, 1)
-        return {'loss': loss / seen, 'acc': correct1 / seen, 'top5': correct5 / seen}
+        result = {'loss': loss / seen, 'acc': correct1 / seen, 'top5': correct5 / seen}
+        if keep_probs:
+            result['probs'], result['labels'] = (np.concatenate(a) for a in zip(*kept))
+        return result
 
     # -- epoch bookkeeping
     def _stop_if_weights_diverged(self, epoch, step):

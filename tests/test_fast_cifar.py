@@ -230,6 +230,14 @@ def test_reflect_padded_crop_is_a_window_of_the_mirrored_border():
 
 
 # ----------------------------------------------------------------------------- TTA
+def test_evaluate_every_second_epoch_and_the_last(data, tmp_path):
+    out = tmp_path / 'run'
+    assert run('train', *FAST[:4], '--epochs', 3, '--eval-every', 2, '--tta', 0,
+               '--out', out) == 0
+    history = json.loads((out / 'history.json').read_text())
+    assert ['val_acc' in r for r in history] == [False, True, True]
+
+
 def test_tta_levels_average_the_six_views():
     class Probe(nn.Module):  # logits = the top-left pixel and the mean, per image
         def forward(self, x):
@@ -249,6 +257,25 @@ def test_tta_levels_average_the_six_views():
         tta_logits(model, minidl.tensor(x), 3)
 
 
+def test_evaluate_can_keep_the_probabilities_it_scored():
+    from minidl.data import DataLoader
+    from minidl.train import Trainer, predict
+
+    class Images:  # a tiny dataset: 6 images, labels 0..2
+        images = np.random.default_rng(0).integers(0, 256, (6, 3, 8, 8), dtype=np.uint8)
+        labels = np.arange(6) % 3
+
+        def __len__(self):
+            return 6
+    model = nn.Sequential(nn.Flatten(), nn.Linear(192, 3))
+    loader = DataLoader(Images(), 4)
+    result = Trainer(model, None, None).evaluate(loader, keep_probs=True)
+    probs, labels = predict(model, loader)
+    np.testing.assert_allclose(result['probs'], probs)
+    np.testing.assert_array_equal(result['labels'], labels)
+    assert result['acc'] == np.mean(probs.argmax(1) == labels)
+
+
 # ----------------------------------------------------------------------------- the command
 FAST = ('--model', 'vgg-fast-cifar', '--batch-size', 8, '--epochs', 4)
 
@@ -260,6 +287,9 @@ def test_train_runs_the_whole_recipe_and_reports_tta(data, tmp_path, capsys):
     assert 'with test-time augmentation (level 2)' in printed
     history = json.loads((out / 'history.json').read_text())
     assert len(history) == 4 and 'val_acc_tta' in history[-1]
+    # the recipe tests after the last epoch only (--eval-every 0)
+    assert ['val_acc' in r for r in history] == [False, False, False, True]
+    assert (out / 'confusion.png').exists()
     cfg = json.loads((out / 'config.json').read_text())
     assert cfg['schedule'] == 'triangle' and cfg['lookahead'] and cfg['whiten']
     # the whitening filters were computed (not the random init), and are kept frozen
@@ -306,6 +336,7 @@ def test_an_interrupted_recipe_resumes_to_the_same_weights(data, tmp_path, monke
      "alexnet-cifar"),
     (('--model', 'vgg-fast-cifar', '--translate', '9'), '--translate must be an integer'),
     (('--model', 'vgg-fast-cifar', '--warmup', '2'), '--warmup does not apply'),
+    (('--model', 'vgg-fast-cifar', '--eval-every', '-1'), '--eval-every must be an integer'),
 ])
 def test_recipe_settings_that_cannot_apply_are_one_line_errors(data, tmp_path, argv, message,
                                                                capsys):

@@ -101,6 +101,15 @@ def _gemm_layout(gy, geo):
     return K.rows(gy) if geo.channels_last else _to_matrix(gy, geo.groups)
 
 
+def _bias_grad(gy, geo):
+    """dL/db = gy summed over (N, OH, OW), as Tensor ops (differentiable again); for a
+    channels-last gy as column sums of its (N*OH*OW, OC) rows, which NumPy runs 5-10x
+    faster than a sum over the strided axes (0, 2, 3)."""
+    if geo.channels_last and is_channels_last(gy.data):
+        return gy.transpose(0, 2, 3, 1).reshape(-1, gy.shape[1]).sum(axis=0)
+    return gy.sum(axis=(0, 2, 3))
+
+
 def _winograd(x, kernel, geo):
     """Does this convolution go through Winograd F(2x2, 3x3) (the same for its forward and
     both gradients, so that the kept ``col`` is what the gradient expects)?"""
@@ -151,7 +160,7 @@ class Conv2d(Function):
         gw = Conv2dGradWeight(self.geo, w.shape[2:], col, gY)(x, gy) if need[1] else None
         if len(self.inputs) == 2:
             return gx, gw
-        return gx, gw, (gy.sum(axis=(0, 2, 3)) if need[2] else None)
+        return gx, gw, (_bias_grad(gy, self.geo) if need[2] else None)
 
 
 class Conv2dGradInput(Function):
