@@ -80,14 +80,19 @@ def _gelu_exact_keep_block(x, cdf, y, *scratch):
     np.multiply(x, cdf, out=y, casting='same_kind')
 
 
-def _gelu_grad_from_cdf_block(gy, x, cdf, gx, e):
-    """gx = gy (Phi(x) + x phi(x)) with Phi(x) given."""
+def _x_phi(x, e):
+    """e = x phi(x) = x e^{-x^2/2} / sqrt(2 pi), in e's dtype."""
     np.multiply(x, -0.5, out=e, dtype=e.dtype)
     np.multiply(e, x, out=e)
     np.exp(e, out=e)
     np.multiply(e, x, out=e)
-    np.multiply(e, INV_SQRT_2PI, out=e)                    # x phi(x)
-    np.add(e, cdf, out=e)
+    np.multiply(e, INV_SQRT_2PI, out=e)
+    return e
+
+
+def _gelu_grad_from_cdf_block(gy, x, cdf, gx, e):
+    """gx = gy (Phi(x) + x phi(x)) with Phi(x) given."""
+    np.add(_x_phi(x, e), cdf, out=e)
     np.multiply(gy, e, out=gx, casting='same_kind')
 
 
@@ -114,12 +119,7 @@ def _gelu_tanh_grad_block(gy, x, gx, z, u, d):
 def _gelu_exact_grad_block(gy, x, gx, cdf, e, *scratch):
     """gx = gy (Phi(x) + x phi(x))."""
     E.cdf_block(x, cdf, *scratch)
-    np.multiply(x, -0.5, out=e)
-    np.multiply(e, x, out=e)
-    np.exp(e, out=e)
-    np.multiply(e, x, out=e)
-    np.multiply(e, INV_SQRT_2PI, out=e)                    # x phi(x)
-    np.add(cdf, e, out=cdf)
+    np.add(cdf, _x_phi(x, e), out=cdf)
     np.multiply(gy, cdf, out=gx, casting='same_kind')
 
 

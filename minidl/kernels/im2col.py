@@ -115,16 +115,6 @@ def col2im(col, x_shape, kernel, stride, pads, dilation, out_hw):
 # as (N*OH*OW, KH*KW*C), one row per output pixel, and the GEMM col @ Wr gives the output
 # (N*OH*OW, OC), which *is* the NHWC memory of y: no transposing copy on either side.
 
-def windows_nhwc(x, kernel, stride, dilation=(1, 1), out_size=None):
-    """Strided view (N, OH, OW, KH, KW, C) of the windows of an already padded NHWC x."""
-    n, h, w, c = x.shape
-    (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
-    oh, ow = out_size or (output_size(h, kh, sh, 0, dh), output_size(w, kw, sw, 0, dw))
-    s0, s1, s2, s3 = x.strides
-    return backend.as_strided(x, (n, oh, ow, kh, kw, c),
-                              (s0, s1 * sh, s2 * sw, s1 * dh, s2 * dw, s3))
-
-
 def im2col_nhwc(x, kernel, stride, pads, dilation):
     """col (N*OH*OW, KH*KW*C) of a channels-last x (N, C, H, W):
 
@@ -132,8 +122,8 @@ def im2col_nhwc(x, kernel, stride, pads, dilation):
 
     (im2col's matrix transposed, its columns in (KH, KW, C) order), copied once by all
     CPU threads from the window view of the padded NHWC memory."""
-    view = windows_nhwc(nhwc(layout.to_channels_last(pad2d(x, pads))), kernel, stride,
-                        dilation)
+    view = windows(layout.to_channels_last(pad2d(x, pads)), kernel, stride, dilation)
+    view = view.transpose(0, 4, 5, 2, 3, 1)  # (N, OH, OW, KH, KW, C): NHWC memory order
     return ascontiguousarray(view).reshape(view.shape[0] * view.shape[1] * view.shape[2], -1)
 
 
