@@ -167,8 +167,7 @@ def is_contiguous(x, memory_format='contiguous_format'):
     """Whether x's memory is laid out as ``memory_format`` (see ``contiguous``)."""
     data = as_tensor(x, op='is_contiguous').data
     if memory_format == L.CHANNELS_LAST:
-        return data.ndim == 4 and (L.is_channels_last(data) or data.flags.c_contiguous and (
-            data.shape[1] == 1 or data.shape[2] * data.shape[3] == 1))
+        return L.has_nhwc_memory(data)
     return bool(data.flags.c_contiguous)
 
 

@@ -31,6 +31,13 @@ def is_channels_last(a):
             and a.transpose(0, 2, 3, 1).flags.c_contiguous)
 
 
+def has_nhwc_memory(a):
+    """True when a 4-D array's memory is NHWC: channels-last, or an NCHW array with C = 1 or
+    H = W = 1, whose memory is the same in both orders."""
+    return a.ndim == 4 and (is_channels_last(a) or a.flags.c_contiguous and (
+        a.shape[1] == 1 or a.shape[2] * a.shape[3] == 1))
+
+
 def nhwc(a):
     """The (N, H, W, C) view of an (N, C, H, W) array (C-contiguous for a channels-last
     one)."""
@@ -52,8 +59,7 @@ def empty(shape, dtype, xp=np, channels_last=False):
 
 def to_channels_last(a):
     """``a`` in the channels-last layout: itself when it is, else one copy (by all threads)."""
-    if a.ndim != 4 or is_channels_last(a) or (a.flags.c_contiguous and (
-            a.shape[1] == 1 or a.shape[2] * a.shape[3] == 1)):
+    if a.ndim != 4 or has_nhwc_memory(a):
         return a
     out = empty(a.shape, a.dtype, get_array_module(a), channels_last=True)
     copyto(nhwc(out), nhwc(a))
