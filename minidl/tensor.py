@@ -5,7 +5,8 @@ The whole idea in one screen:
 * A ``Tensor`` wraps an array (NumPy or CuPy). When it is computed by a ``Function`` from
   inputs that require gradients, it remembers that function as ``grad_fn``.
 * A ``Function`` computes ``forward`` on raw arrays and keeps its input Tensors in
-  ``self.inputs``; its ``backward`` maps the gradients of the outputs (Tensors) to the
+  ``self.inputs`` (or, when its backward reads none of their values, only a record of
+  where their gradients go: ``reads_inputs``); its ``backward`` maps the gradients of the outputs (Tensors) to the
   gradients of the inputs (Tensors) by the chain rule: ``dL/dx = (dy/dx)^T dL/dy``.
 * ``y.backward()`` orders the functions that produced ``y`` topologically, then walks them
   from ``y`` back to the leaves, summing the gradient that reaches each tensor from all its
@@ -346,7 +347,15 @@ class Function:
     for an input that gets no gradient). Inside backward, ``self.inputs`` are the input
     Tensors and ``self.needs_input_grad[i]`` says whether input ``i`` needs a gradient.
     Apply as ``MyOp(options)(*tensors)``.
+
+    ``reads_inputs = False`` (a class attribute) declares that backward reads only the
+    inputs' shapes, dtypes and devices, never their values: the graph then keeps, for an
+    input made by another Function, an ``InputRecord`` in its place, and the array is freed
+    as soon as nothing else holds it (max-pooling's input, the convolution's output, is
+    the largest such array of a CNN; PyTorch likewise saves only what backward reads).
     """
+    reads_inputs = True
+    reads_outputs = False  # True: backward reads self.outputs[i]() (kept by the users)
 
     def __call__(self, *inputs):
         inputs = [as_tensor(x) for x in inputs]
@@ -355,7 +364,7 @@ class Function:
         single = not isinstance(outputs, tuple)
         outputs = [Tensor(y) for y in ((outputs,) if single else outputs)]
         if _GradMode.enabled and any(x.requires_grad for x in inputs):
-            self.inputs = inputs
+            self.inputs = inputs if self.reads_inputs else [_record(x) for x in inputs]
             self.needs_input_grad = tuple(x.requires_grad for x in inputs)
             self.outputs = [weakref.ref(y) for y in outputs]
             self.output_meta = [(y.shape, y.dtype) for y in outputs]
@@ -380,6 +389,25 @@ class Function:
         if len(devices) > 1:
             described = ', '.join(_describe(x) for x in inputs)
             raise ValueError(f"{self.name}: all inputs must be on one device, got {described}")
+
+
+class InputRecord:
+    """What the graph keeps of a Function's input whose values backward does not read:
+    where its gradient goes (the Function that made it and which output it was), and the
+    shape, dtype and device the gradient must have. No array."""
+    __slots__ = ('grad_fn', '_output_index', 'requires_grad', 'shape', 'dtype', 'device')
+
+    def __init__(self, x):
+        self.grad_fn, self._output_index, self.requires_grad = \
+            x.grad_fn, x._output_index, x.requires_grad
+        self.shape, self.dtype, self.device = x.shape, x.dtype, x.device
+
+
+def _record(x):
+    """An InputRecord of x; x itself for a leaf (its .grad is written at the end) and for
+    the output of a Function whose backward reads its own output (``reads_outputs``: it
+    holds that Tensor only weakly, so a user must keep it alive)."""
+    return x if x.grad_fn is None or x.grad_fn.reads_outputs else InputRecord(x)
 
 
 # ----------------------------------------------------------------------------- casts, moves
@@ -432,7 +460,7 @@ def run_backward(roots, root_grads, retain_graph=False, create_graph=False, capt
     Without ``capture``: adds the gradient of every leaf that requires grad into ``leaf.grad``.
     With ``capture`` (a list of tensors): returns their gradients and leaves ``.grad`` alone.
     """
-    grads = {}  # id(tensor) -> (tensor, dL/dtensor summed over all its uses so far)
+    grads = {}  # _key(tensor) -> (tensor, dL/dtensor summed over all its uses so far)
     for r, g in zip(roots, root_grads):
         _accumulate(grads, r, _seed(r, g))
     captured = {id(t): None for t in capture} if capture is not None else None
@@ -455,11 +483,18 @@ def run_backward(roots, root_grads, retain_graph=False, create_graph=False, capt
     return [captured[id(t)] for t in capture]
 
 
+def _key(t):
+    """Where the gradient of t is collected: a computed tensor (or its InputRecord) by the
+    Function and output that made it, a leaf by itself."""
+    return id(t) if t.grad_fn is None else (id(t.grad_fn), t._output_index)
+
+
 def _accumulate(grads, t, g):
     """Add g to the gradient of t collected so far (a tensor used twice gets the sum)."""
-    if id(t) in grads:
-        g = grads[id(t)][1] + g
-    grads[id(t)] = (t, g)
+    key = _key(t)
+    if key in grads:
+        g = grads[key][1] + g
+    grads[key] = (t, g)
 
 
 def _seed(root, g):
@@ -499,11 +534,14 @@ def _topological_order(roots):
 
 def _output_grad(fn, i, y, grads, captured, create_graph):
     """dL/dy for output i of fn, taken out of ``grads``: hooks applied, kept where
-    ``retain_grad`` or ``capture`` asks; zeros for an output nobody used (or freed)."""
-    g = grads.pop(id(y), (None, None))[1] if y is not None else None
+    ``retain_grad`` or ``capture`` asks; zeros for an output nobody used. y is None when
+    the output Tensor itself is gone (its users kept InputRecords): no hooks then."""
+    g = grads.pop((id(fn), i), (None, None))[1]
     if g is None:
         shape, dtype = fn.output_meta[i]
-        return Tensor(backend.get_array_module(fn.inputs[0].data).zeros(shape, dtype))
+        return Tensor(backend.array_module_for(fn.inputs[0].device).zeros(shape, dtype))
+    if y is None:
+        return g
     g = _apply_hooks(y, g)
     if y._retain_grad:
         y.grad = g if create_graph else g.detach()

@@ -342,3 +342,49 @@ def test_leaf_grads_that_are_views_of_one_array_do_not_alias(device):
     Split()(a, b).sum().backward()
     a.grad.data[0] = 100.0
     assert b.grad.numpy()[0] == 1.0
+
+
+# ------------------------------------------------------------------ what the graph keeps
+def _pool_after(fn, x):
+    h = fn(x)
+    return h, F.max_pool2d(h, 2)
+
+
+def test_an_input_that_backward_does_not_read_is_freed_after_forward():
+    import weakref
+    x = rand(2, 3, 4, 4)
+    h, y = _pool_after(lambda t: t * 3.0, x)  # max-pool reads only h's shape in backward
+    data = weakref.ref(h.data.base if h.data.base is not None else h.data)
+    del h
+    assert data() is None  # the graph kept a record of h, not its array
+    y.sum().backward()
+    expected = minidl.tensor(x.data, requires_grad=True)
+    F.max_pool2d(expected * 3.0, 2).sum().backward()
+    np.testing.assert_array_equal(x.grad.data, expected.grad.data)
+
+
+def test_hooks_and_retain_grad_still_see_a_kept_tensor_behind_a_record():
+    x = rand(1, 2, 4, 4)
+    h, y = _pool_after(lambda t: t * 2.0, x)
+    h.retain_grad()
+    seen = []
+    h.register_hook(lambda g: seen.append(g.shape))
+    (y * 5.0).sum().backward()
+    assert seen == [(1, 2, 4, 4)]
+    assert float(h.grad.data.sum()) == pytest.approx(5.0 * 2 * 2 * 2)  # one per window
+
+
+def test_outputs_read_by_their_own_backward_stay_alive_behind_a_pool():
+    x = rand(1, 2, 4, 4)
+    for act in (F.tanh, F.sigmoid, F.exp):
+        assert minidl.gradcheck(lambda t: F.max_pool2d(act(t), 2), [x])
+        assert minidl.gradgradcheck(lambda t: F.max_pool2d(act(t), 2), [x])
+
+
+def test_retained_graph_through_a_record_gives_the_same_gradient_twice():
+    x = rand(1, 1, 4, 4)
+    _, y = _pool_after(lambda t: t * t, x)
+    y.sum().backward(retain_graph=True)
+    first = x.grad.data.copy()
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.data, 2 * first)

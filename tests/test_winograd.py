@@ -43,6 +43,17 @@ def test_winograd_equals_im2col_in_value_and_every_gradient(n, c, h, w, k, paddi
                                    err_msg=name)
 
 
+@pytest.mark.parametrize('chunk_bytes', [1, 3000, 2 ** 30])
+def test_chunks_of_images_give_the_same_numbers_as_the_whole_batch(chunk_bytes, monkeypatch):
+    monkeypatch.setattr(W, 'CHUNK_BYTES', chunk_bytes)  # 1: one image at a time
+    rng = np.random.default_rng(4)
+    x, wt = rng.standard_normal((5, 3, 7, 6)), rng.standard_normal((4, 3, 3, 3))
+    whole, v = W.conv2d(x, wt, (1, 1, 1, 1))
+    chunked, none = W.conv2d(x, wt, (1, 1, 1, 1), keep_tiles=False)
+    assert none is None and v.shape == (16, 4 * 3 * 5, 3)
+    np.testing.assert_allclose(chunked, whole, rtol=1e-13, atol=1e-13)
+
+
 def test_float32_stays_within_float32_rounding_of_the_float64_result(monkeypatch):
     rng = np.random.default_rng(1)
     x, wt = rng.standard_normal((8, 64, 15, 15)), rng.standard_normal((32, 64, 3, 3)) / 24
@@ -56,16 +67,31 @@ def test_the_winograd_road_is_differentiable_twice():
     rng = np.random.default_rng(2)
     x = minidl.tensor(rng.standard_normal((2, 2, 5, 4)), requires_grad=True)
     w = minidl.tensor(rng.standard_normal((3, 2, 3, 3)), requires_grad=True)
-    assert W.applies(x.data, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1)
+    assert W.applies(x.data, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, 3)
     assert minidl.gradcheck(lambda a, b: F.conv2d(a, b, padding=1), [x, w])
     assert minidl.gradgradcheck(lambda a, b: F.conv2d(a, b, padding=1), [x, w])
 
 
-def test_only_inputs_with_enough_channels_take_it(monkeypatch):
+def test_only_convolutions_with_enough_input_and_output_channels_take_it(monkeypatch):
     monkeypatch.setattr(W, 'MIN_CHANNELS', 128)
     ok = dict(kernel=(3, 3), stride=(1, 1), pads=(1, 1, 1, 1), dilation=(1, 1), groups=1)
-    assert W.applies(np.zeros((1, 128, 4, 4), np.float32), **ok)
-    assert not W.applies(np.zeros((1, 127, 4, 4), np.float32), **ok)
+    assert W.applies(np.zeros((1, 128, 4, 4), np.float32), out_channels=128, **ok)
+    assert not W.applies(np.zeros((1, 127, 4, 4), np.float32), out_channels=256, **ok)
+    # 64 -> 256's input gradient is a 256 -> 64 convolution of gy: im2col, as its forward
+    assert not W.applies(np.zeros((1, 256, 4, 4), np.float32), out_channels=64, **ok)
+
+
+def test_a_layer_and_its_input_gradient_take_the_same_road(monkeypatch):
+    monkeypatch.setattr(W, 'MIN_CHANNELS', 4)
+    rng = np.random.default_rng(5)
+    roads = []
+    monkeypatch.setattr(W, 'conv2d', lambda *a, f=W.conv2d, **k: roads.append(a[0].shape[1])
+                        or f(*a, **k))
+    for cin, cout in ((2, 6), (6, 2), (6, 6)):
+        x = minidl.tensor(rng.standard_normal((1, cin, 5, 5)), requires_grad=True)
+        w = minidl.tensor(rng.standard_normal((cout, cin, 3, 3)), requires_grad=True)
+        F.conv2d(x, w, padding=1).sum().backward()
+    assert roads == [6, 6]  # 6 -> 6 only: its forward and the input gradient
 
 
 @pytest.mark.parametrize('kernel, stride, pads, dilation, groups, dtype, takes', [
@@ -81,7 +107,7 @@ def test_only_inputs_with_enough_channels_take_it(monkeypatch):
 def test_which_convolutions_take_the_winograd_road(kernel, stride, pads, dilation, groups,
                                                     dtype, takes):
     x = np.zeros((1, 2, 6, 6), dtype)
-    assert W.applies(x, kernel, stride, pads, dilation, groups) == takes
+    assert W.applies(x, kernel, stride, pads, dilation, groups, 2) == takes
 
 
 def test_the_transform_matrices_compute_two_outputs_of_a_three_tap_filter():

@@ -122,6 +122,8 @@ def _gelu_second_derivative(x, approximate):
 class Tanh(Function):
     """y = tanh x.   dL/dx = gy * (1 - y^2)."""
 
+    reads_outputs = True
+
     def forward(self, x):
         return get_array_module(x).tanh(x)
 
@@ -135,6 +137,8 @@ class Sigmoid(Function):
 
     Forward as (tanh(x/2) + 1) / 2: the same function, never overflowing for large |x|.
     """
+
+    reads_outputs = True
 
     def forward(self, x):
         return (get_array_module(x).tanh(x * 0.5) + 1) * 0.5
@@ -150,6 +154,8 @@ class Softmax(Function):
     dL/dx = y * (gy - sum(gy * y, axis))   (the Jacobian diag(y) - y y^T applied to gy).
     An empty x gives an empty y (there is no maximum to shift by).
     """
+
+    reads_outputs = True
 
     def __init__(self, axis):
         self.axis = axis
@@ -172,6 +178,8 @@ class LogSoftmax(Function):
     dL/dx = gy - softmax(x) * sum(gy, axis),   with softmax(x) = e^y.
     An empty x gives an empty y.
     """
+
+    reads_outputs = True
 
     def __init__(self, axis):
         self.axis = axis

@@ -110,10 +110,12 @@ def _bias_grad(gy, geo):
     return gy.sum(axis=(0, 2, 3))
 
 
-def _winograd(x, kernel, geo):
-    """Does this convolution go through Winograd F(2x2, 3x3) (the same for its forward and
-    both gradients, so that the kept ``col`` is what the gradient expects)?"""
-    return winograd.applies(x, kernel, geo.stride, geo.pads, geo.dilation, geo.groups)
+def _winograd(x, out_channels, kernel, geo):
+    """Does this convolution of x into ``out_channels`` go through Winograd F(2x2, 3x3)?
+    The same answer for a layer's forward (x into OC), its input gradient (gy into C) and
+    its weight gradient (x, gy), so that the kept ``col`` is what the gradient expects."""
+    return winograd.applies(x, kernel, geo.stride, geo.pads, geo.dilation, geo.groups,
+                            out_channels)
 
 
 # ----------------------------------------------------------------------------- Functions
@@ -132,8 +134,9 @@ class Conv2d(Function):
         self.geo, self.keep_col, self.col = geo, keep_col, None
 
     def forward(self, x, w, b=None):
-        if _winograd(x, w.shape[2:], self.geo):  # (col is then Winograd's V: 4x x's size)
-            y, col = winograd.conv2d(x, w, self.geo.pads)
+        if _winograd(x, w.shape[0], w.shape[2:], self.geo):  # (col is then Winograd's V: 4x x's size)
+            keep = self.keep_col and winograd.tile_bytes(x, self.geo.pads) <= K.KEEP_COL_MAX_BYTES
+            y, col = winograd.conv2d(x, w, self.geo.pads, keep_tiles=keep)
         elif self.geo.channels_last:  # the same GEMM transposed: Y^T = col^T @ Wm^T
             col = K.im2col_nhwc(x, w.shape[2:], self.geo.stride, self.geo.pads,
                                 self.geo.dilation)
@@ -145,7 +148,7 @@ class Conv2d(Function):
                              _out_hw(x.shape, w.shape[2:], self.geo))
         if b is not None:
             y += b.reshape(1, -1, 1, 1)
-        if self.keep_col:
+        if self.keep_col and col is not None:
             self.col = K.keep_col(col)
         return y
 
@@ -155,7 +158,7 @@ class Conv2d(Function):
         col, self.col = self.col, None
         # both gradients read gy in the GEMM layout gY: transposed once, shared
         gY = _gemm_layout(gy.data, self.geo) if need[0] and need[1] and not \
-            _winograd(x, w.shape[2:], self.geo) else None
+            _winograd(x, w.shape[0], w.shape[2:], self.geo) else None
         gx = Conv2dGradInput(self.geo, x.shape, gY)(gy, w) if need[0] else None
         gw = Conv2dGradWeight(self.geo, w.shape[2:], col, gY)(x, gy) if need[1] else None
         if len(self.inputs) == 2:
@@ -177,7 +180,7 @@ class Conv2dGradInput(Function):
 
     def forward(self, gy, w):
         gY, self.gY = self.gY, None
-        if _winograd(gy, w.shape[2:], self.geo):
+        if _winograd(gy, w.shape[1], w.shape[2:], self.geo):
             return winograd.grad_input(gy, w, self.geo.pads)
         if gY is None:
             gY = _gemm_layout(gy, self.geo)
@@ -211,7 +214,7 @@ class Conv2dGradWeight(Function):
     def forward(self, x, gy):
         col, self.col = self.col, None
         gY, self.gY = self.gY, None
-        if _winograd(x, self.kernel, self.geo):
+        if _winograd(x, gy.shape[1], self.kernel, self.geo):
             return winograd.grad_weight(x, gy, self.geo.pads, col)
         if gY is None:
             gY = _gemm_layout(gy, self.geo)

@@ -234,6 +234,8 @@ def pow(a, b):
 class Exp(Function):
     """y = e^x.   dL/dx = gy * y."""
 
+    reads_outputs = True
+
     def forward(self, x):
         return get_array_module(x).exp(x)
 
@@ -253,6 +255,8 @@ class Log(Function):
 
 class Sqrt(Function):
     """y = sqrt(x).   dL/dx = gy / (2 y)."""
+
+    reads_outputs = True
 
     def forward(self, x):
         return get_array_module(x).sqrt(x)

@@ -91,9 +91,10 @@ class MaxPool2d(Function):
     Stores for backward only the argmax: the position k = i*KW + j of the maximum inside
     each window, one small unsigned integer per output element (uint8 for up to 256
     window positions: 1 byte per output, a quarter of the float32 output itself; uint16
-    beyond). Neither the padded input nor its windows are kept; the input Tensor is the
-    one the engine already holds.
+    beyond). Neither the input nor its windows are kept: backward reads only x's shape
+    (``reads_inputs = False``), so the input array is freed once its other users are done.
     """
+    reads_inputs = False
 
     def __init__(self, geo, track=True):
         self.geo = geo
@@ -122,6 +123,8 @@ class MaxPool2dGrad(Function):
     gradient; w.r.t. x it is zero (piecewise linear).
     """
 
+    reads_inputs = False  # (only shapes)
+
     def __init__(self, index, shape, geo):
         self.index, self.shape, self.geo = index, shape, geo
 
@@ -137,6 +140,8 @@ class MaxPool2dGrad(Function):
 class MaxPool2dGather(Function):
     """ggy = ggx read at the argmax of each window (zero padding: the argmax is never in
     the padding). Adjoint of ``MaxPool2dGrad``, which is therefore its backward."""
+
+    reads_inputs = False  # (only shapes)
 
     def __init__(self, index, geo):
         self.index, self.geo = index, geo
@@ -197,6 +202,8 @@ class AvgPool2d(Function):
     (``AvgPool2dGrad``). Stores nothing (D is a number or a small (OH, OW) array).
     """
 
+    reads_inputs = False  # (only shapes)
+
     def __init__(self, geo, divisor):
         self.geo, self.divisor = geo, divisor
 
@@ -211,6 +218,8 @@ class AvgPool2d(Function):
 class AvgPool2dGrad(Function):
     """gx = col2im(gy / D) cropped to x's shape. Linear in gy; its adjoint (and so its
     backward) is average pooling itself with the same divisor: ggy = avg_pool2d(ggx)."""
+
+    reads_inputs = False  # (only shapes)
 
     def __init__(self, shape, geo, divisor):
         self.shape, self.geo, self.divisor = shape, geo, divisor

@@ -50,20 +50,29 @@ BB, GG, AA = np.kron(BT, BT), np.kron(G, G), np.kron(AT, AT)  # 16x16, 16x9, 4x1
 
 # ``MINIDL_WINOGRAD=0`` turns it off (every 3x3 convolution then goes through im2col)
 ENABLED = os.environ.get('MINIDL_WINOGRAD', '1') != '0'
-# Only inputs with at least this many channels: the transforms cost memory passes over
-# 4x the input, the GEMMs save 20 of 36 multiply-adds per output per input channel, so
-# with few channels the passes cost more than the GEMM saves (measured per layer of
-# vgg-fast-cifar at batch 512 on 2 cores: docs/fast-cifar.md)
+# Only convolutions with at least this many input *and* output channels: the transforms
+# cost memory passes over 4x the input and 4x the output, the GEMMs save 20 of 36
+# multiply-adds per output per input channel, so with few channels on either side the
+# passes cost more than the GEMM saves. Measured on 2 cores at batch 512
+# (docs/fast-cifar.md): whole layers 24 -> 64, 64 -> 64 and 64 -> 256 are faster by
+# im2col, 256 -> 256 by Winograd; the input gradient of 64 -> 256 (a 256 -> 64
+# convolution of gy) took 228 ms and 962 MiB by Winograd against 173 ms and 317 MiB by
+# im2col.
 MIN_CHANNELS = 128
+# The images of a convolution whose V is not kept go through in chunks of this many bytes
+# of V (``conv2d(keep_tiles=False)``)
+CHUNK_BYTES = 32 * 2 ** 20
 
 
-def applies(x, kernel, stride, pads, dilation, groups):
-    """True when a convolution of x with a ``kernel``-sized filter can go this way: 3x3,
-    stride 1, no dilation, one group, padding at most 2 on each side, at least
-    ``MIN_CHANNELS`` input channels, a float32/64 x on the CPU."""
+def applies(x, kernel, stride, pads, dilation, groups, out_channels):
+    """True when a convolution of x into ``out_channels`` channels with a ``kernel``-sized
+    filter can go this way: 3x3, stride 1, no dilation, one group, padding at most 2 on
+    each side, at least ``MIN_CHANNELS`` input and output channels, a float32/64 x on the
+    CPU. The rule is symmetric in the two channel counts, so a layer's forward and its
+    input gradient (the transposed convolution, channels swapped) go the same way."""
     return (ENABLED and tuple(kernel) == (3, 3) and tuple(stride) == (1, 1)
             and tuple(dilation) == (1, 1) and groups == 1 and max(pads) <= 2
-            and x.shape[1] >= MIN_CHANNELS and x.dtype in (np.float32, np.float64)
+            and min(x.shape[1], out_channels) >= MIN_CHANNELS and x.dtype in (np.float32, np.float64)
             and not backend.on_gpu(x))
 
 
@@ -142,13 +151,11 @@ def filter_tiles(w):
     return np.ascontiguousarray(u.transpose(0, 2, 1))
 
 
-def _scatter(y4, out_hw, channels_last=False):
-    """y (N, K, OH, OW) from the output tiles y4 (2, 2, TH, TW, N, K): row 2 th + r and
-    column 2 tw + s of image n is y4[r, s, th, tw, n] (a tile's cropped border dropped).
-    y is channels-last (kernels/layout.py) when asked: then every copy moves runs of K."""
-    n, k = y4.shape[4:]
-    oh, ow = out_hw
-    y = layout.empty((n, k, oh, ow), y4.dtype, channels_last=channels_last)
+def _scatter(y4, y):
+    """Fill y (N, K, OH, OW) from the output tiles y4 (2, 2, TH, TW, N, K): row 2 th + r
+    and column 2 tw + s of image n is y4[r, s, th, tw, n] (a tile's cropped border
+    dropped). For a channels-last y (kernels/layout.py) every copy moves runs of K."""
+    n = y.shape[0]
 
     def part(a, b):
         for r in range(2):
@@ -175,16 +182,30 @@ def _gather(gy, tiles):
     return g4
 
 
-def conv2d(x, w, pads):
+def conv2d(x, w, pads, keep_tiles=True):
     """y = conv2d(x, w) with pads = (top, bottom, left, right), in x's memory layout, and V
-    (kept for dL/dw)."""
+    (to keep for dL/dw). Without ``keep_tiles`` V is not returned (None), and the images
+    go through in chunks whose V is at most ``CHUNK_BYTES``: the same numbers with a
+    fraction of the memory (the input gradient's road: 962 -> 317 MiB at batch 512)."""
     n, c, h, width = x.shape
     k = w.shape[0]
-    out_hw, (th, tw) = _tiles(h, width, pads)
-    v = input_tiles(x, pads)                                   # (16, P, C)
-    m = v @ filter_tiles(w)                                    # (16, P, K): the 16 GEMMs
-    y4 = (AA.astype(x.dtype) @ m.reshape(16, -1)).reshape(2, 2, th, tw, n, k)
-    return _scatter(y4, out_hw, layout.is_channels_last(x)), v
+    out_hw, tiles = _tiles(h, width, pads)
+    y = layout.empty((n, k, *out_hw), x.dtype, channels_last=layout.is_channels_last(x))
+    u = filter_tiles(w)
+    step = n if keep_tiles else max(1, CHUNK_BYTES // tile_bytes(x[:1], pads))
+    for a in range(0, n, step):
+        v = input_tiles(x[a:a + step], pads)                   # (16, P, C)
+        m = v @ u                                              # (16, P, K): the 16 GEMMs
+        y4 = (AA.astype(x.dtype) @ m.reshape(16, -1)).reshape(2, 2, *tiles, -1, k)
+        _scatter(y4, y[a:a + step])
+    return y, (v if keep_tiles else None)
+
+
+def tile_bytes(x, pads):
+    """The size in bytes of V = input_tiles(x, pads): 16 numbers per 2x2 output tile,
+    image and channel (4x x's size)."""
+    _, (th, tw) = _tiles(*x.shape[2:], pads)
+    return 16 * th * tw * x.shape[0] * x.shape[1] * x.dtype.itemsize
 
 
 def grad_weight(x, gy, pads, v=None):
@@ -204,4 +225,4 @@ def grad_input(gy, w, pads):
     """dL/dx: the "full" convolution of gy with w flipped in space and transposed in
     channels, padded by 2 - pads (so the output has x's size)."""
     flipped = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
-    return conv2d(gy, flipped, tuple(2 - p for p in pads))[0]
+    return conv2d(gy, flipped, tuple(2 - p for p in pads), keep_tiles=False)[0]

@@ -26,7 +26,8 @@ def _macs(module, output_shape):
 
 def _held_arrays(fn):
     """The memory blocks (bases of views) a recorded Function keeps alive."""
-    arrays = [x.data for x in fn.inputs] + [v for v in vars(fn).values() if backend.is_array(v)]
+    arrays = [x.data for x in fn.inputs if isinstance(x, Tensor)] + \
+        [v for v in vars(fn).values() if backend.is_array(v)]
     return [a if a.base is None else a.base for a in arrays]
 
 
