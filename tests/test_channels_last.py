@@ -94,6 +94,22 @@ def test_conv2d_is_the_same_in_both_layouts(c, oc, h, w, k, stride, padding, dil
     assert y.is_contiguous(CL)
 
 
+@pytest.mark.parametrize('chunk_bytes', [1, 2000, 2 ** 30])  # 1 image, a few, all
+@pytest.mark.parametrize('c, oc, h, w, k, stride, padding, dilation', CONVS)
+def test_channels_last_conv2d_in_blocks_of_images_is_the_same(c, oc, h, w, k, stride,
+                                                               padding, dilation, chunk_bytes,
+                                                               monkeypatch):
+    from minidl.kernels import im2col
+    monkeypatch.setattr(W, 'ENABLED', False)
+    monkeypatch.setattr(im2col, 'CHUNK_BYTES', chunk_bytes)
+    rng = np.random.default_rng(c * h + k + 1)
+    arrays = (rng.standard_normal((5, c, h, w)), rng.standard_normal((oc, c, k, k)),
+              rng.standard_normal(oc))
+    assert_same_in_both_layouts(
+        lambda x, wt, b: F.conv2d(x, wt, b, stride=stride, padding=padding,
+                                  dilation=dilation), arrays)
+
+
 def test_grouped_conv2d_takes_a_channels_last_input_too():
     rng = np.random.default_rng(3)
     arrays = (rng.standard_normal((2, 4, 6, 6)), rng.standard_normal((6, 2, 3, 3)))

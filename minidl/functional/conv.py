@@ -126,8 +126,10 @@ class Conv2d(Function):
     dL/db = gy summed over (N, OH, OW). Kept for backward: the inputs x and W
     (``self.inputs``) and, when W will need a gradient (``keep_col``), the col matrix
     (C*KH*KW x N*OH*OW numbers, KH*KW times x's size for stride 1) if it is at most
-    ``kernels.im2col.KEEP_COL_MAX_BYTES``: dL/dW reuses it instead of copying the windows again, and
-    releases it once used.
+    ``kernels.im2col.KEEP_COL_MAX_BYTES``: dL/dW reuses it instead of copying the windows
+    again, and releases it once used. A channels-last convolution keeps no col: it builds
+    col a few images at a time, in the cache, for each of its three GEMMs
+    (``kernels.im2col.conv_nhwc``).
     """
 
     def __init__(self, geo, keep_col=False):
@@ -138,10 +140,10 @@ class Conv2d(Function):
             keep = self.keep_col and winograd.tile_bytes(x, self.geo.pads) <= K.KEEP_COL_MAX_BYTES
             y, col = winograd.conv2d(x, w, self.geo.pads, keep_tiles=keep)
         elif self.geo.channels_last:  # the same GEMM transposed: Y^T = col^T @ Wm^T
-            col = K.im2col_nhwc(x, w.shape[2:], self.geo.stride, self.geo.pads,
-                                self.geo.dilation)
-            y = K.from_rows(col @ _weight_rows(w).T, x.shape[0],
-                            _out_hw(x.shape, w.shape[2:], self.geo))
+            out_hw, col = _out_hw(x.shape, w.shape[2:], self.geo), None  # (col: in blocks)
+            y = K.from_rows(K.conv_nhwc(x, _weight_rows(w), w.shape[2:], self.geo.stride,
+                                        self.geo.pads, self.geo.dilation, out_hw),
+                            x.shape[0], out_hw)
         else:
             col = _im2col(x, w.shape[2:], self.geo)
             y = _from_matrix(_weight_matrix(w, self.geo.groups) @ col, x.shape[0],
@@ -185,9 +187,9 @@ class Conv2dGradInput(Function):
         if gY is None:
             gY = _gemm_layout(gy, self.geo)
         if self.geo.channels_last:  # dL/dcol^T = gY^T @ Wm, rows of NHWC
-            return K.col2im_nhwc(gY @ _weight_rows(w), self.x_shape, w.shape[2:],
-                                 self.geo.stride, self.geo.pads, self.geo.dilation,
-                                 gy.shape[2:])
+            return K.conv_nhwc_grad_input(gY, _weight_rows(w), self.x_shape, w.shape[2:],
+                                          self.geo.stride, self.geo.pads,
+                                          self.geo.dilation, gy.shape[2:])
         gcol = _weight_matrix(w, self.geo.groups).transpose(0, 2, 1) @ gY
         return _col2im(gcol, self.x_shape, w.shape[2:], gy.shape[2:], self.geo)
 
@@ -219,10 +221,8 @@ class Conv2dGradWeight(Function):
         if gY is None:
             gY = _gemm_layout(gy, self.geo)
         if self.geo.channels_last:  # dL/dWm = gY @ col from the NHWC rows
-            if col is None:
-                col = K.im2col_nhwc(x, self.kernel, self.geo.stride, self.geo.pads,
-                                    self.geo.dilation)
-            gw = (col.T @ gY).T  # (OC, KH*KW*C); this orientation: up to 2x faster in OpenBLAS
+            gw = K.conv_nhwc_grad_weight(x, gY, self.kernel, self.geo.stride, self.geo.pads,
+                                         self.geo.dilation, gy.shape[2:])  # (OC, KH*KW*C)
             return ascontiguousarray(gw.reshape(gy.shape[1], *self.kernel, x.shape[1])
                                      .transpose(0, 3, 1, 2))
         if col is None:

@@ -131,10 +131,16 @@ def col2im_nhwc(col, x_shape, kernel, stride, pads, dilation, out_hw):
     """Adjoint of ``im2col_nhwc``: col (N*OH*OW, KH*KW*C) summed back into a channels-last
     (N, C, H, W) array (overlapping windows add up; the padding border is cropped)."""
     n, c, h, w = x_shape
-    (kh, kw), (oh, ow), (top, bottom, left, right) = kernel, out_hw, pads
-    (sh, sw), (dh, dw) = stride, dilation
-    cols = col.reshape(n, oh, ow, kh, kw, c)
+    top, bottom, left, right = pads
     gx = get_array_module(col).empty((n, h + top + bottom, w + left + right, c), col.dtype)
+    _windows_sum_nhwc(col, gx, kernel, stride, dilation, out_hw)
+    return layout.to_channels_last(from_nhwc(gx)[:, :, top:top + h, left:left + w])
+
+
+def _windows_sum_nhwc(col, gx, kernel, stride, dilation, out_hw):
+    """gx (N, HP, WP, C), the padded NHWC gradient, = the windows of col summed back."""
+    (kh, kw), (oh, ow), (sh, sw), (dh, dw) = kernel, out_hw, stride, dilation
+    cols = col.reshape(gx.shape[0], oh, ow, kh, kw, gx.shape[3])
 
     def part(start, stop):  # images start..stop-1, each thread its own
         gx[start:stop] = 0
@@ -143,7 +149,61 @@ def col2im_nhwc(col, x_shape, kernel, stride, pads, dilation, out_hw):
                 gx[start:stop, i * dh:i * dh + sh * (oh - 1) + 1:sh,
                    j * dw:j * dw + sw * (ow - 1) + 1:sw] += cols[start:stop, :, :, i, j]
     cpu.parallel_rows(part, cols)
-    return layout.to_channels_last(from_nhwc(gx)[:, :, top:top + h, left:left + w])
+
+
+# The three GEMMs of a channels-last convolution, a few images at a time: each block of
+# col is built while the last one's product runs on data still in the cache, instead of
+# one (N*OH*OW, KH*KW*C) matrix that goes out to memory and comes back (9x the input:
+# 425 MB for vgg-fast-cifar's first 3x3 layer at batch 512). The same numbers; measured
+# on 2 cores at batch 512, the layers 24 -> 64 (31x31), 64 -> 64 and 64 -> 256 (15x15)
+# took 424 -> 350, 223 -> 194 and 459 -> 450 ms forward + backward (docs/fast-cifar.md).
+CHUNK_BYTES = 16 * 2 ** 20  # of col per block
+
+
+def _chunks(n, bytes_per_image):
+    """(start, stop) blocks of the N images, each at most CHUNK_BYTES of col (1 image at
+    least)."""
+    step = max(1, CHUNK_BYTES // max(1, bytes_per_image))
+    return [(a, min(n, a + step)) for a in range(0, n, step)]
+
+
+def conv_nhwc(x, wr, kernel, stride, pads, dilation, out_hw):
+    """y rows (N*OH*OW, OC) = im2col_nhwc(x) @ wr^T for a channels-last x and the weight
+    rows wr (OC, KH*KW*C), by blocks of images."""
+    n, p = x.shape[0], out_hw[0] * out_hw[1]
+    y = get_array_module(x).empty((n * p, wr.shape[0]), x.dtype)
+    wt = wr.T
+    for a, b in _chunks(n, p * wr.shape[1] * x.itemsize):
+        col = im2col_nhwc(x[a:b], kernel, stride, pads, dilation)
+        get_array_module(x).matmul(col, wt, out=y[a * p:b * p])
+    return y
+
+
+def conv_nhwc_grad_input(gy_rows, wr, x_shape, kernel, stride, pads, dilation, out_hw):
+    """dL/dx (channels-last, x_shape) = col2im_nhwc(gY @ wr), by blocks of images."""
+    n, c, h, w = x_shape
+    top, bottom, left, right = pads
+    p = out_hw[0] * out_hw[1]
+    xp = get_array_module(gy_rows)
+    gx = layout.empty(x_shape, gy_rows.dtype, xp, channels_last=True)
+    chunks = _chunks(n, p * wr.shape[1] * gy_rows.itemsize)
+    padded = xp.empty((chunks[0][1], h + top + bottom, w + left + right, c), gy_rows.dtype)
+    for a, b in chunks:
+        _windows_sum_nhwc(gy_rows[a * p:b * p] @ wr, padded[:b - a], kernel, stride,
+                          dilation, out_hw)
+        copyto(nhwc(gx[a:b]), padded[:b - a, top:top + h, left:left + w])
+    return gx
+
+
+def conv_nhwc_grad_weight(x, gy_rows, kernel, stride, pads, dilation, out_hw):
+    """dL/dW rows (OC, KH*KW*C) = (col^T @ gY)^T summed over blocks of images (this
+    orientation: up to 2x faster in OpenBLAS than gY^T @ col)."""
+    n, p = x.shape[0], out_hw[0] * out_hw[1]
+    k = kernel[0] * kernel[1] * x.shape[1]
+    gw = get_array_module(x).zeros((k, gy_rows.shape[1]), x.dtype)
+    for a, b in _chunks(n, p * k * x.itemsize):
+        gw += im2col_nhwc(x[a:b], kernel, stride, pads, dilation).T @ gy_rows[a * p:b * p]
+    return gw.T
 
 
 def rows(y):
