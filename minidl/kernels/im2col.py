@@ -127,18 +127,10 @@ def im2col_nhwc(x, kernel, stride, pads, dilation):
     return ascontiguousarray(view).reshape(view.shape[0] * view.shape[1] * view.shape[2], -1)
 
 
-def col2im_nhwc(col, x_shape, kernel, stride, pads, dilation, out_hw):
-    """Adjoint of ``im2col_nhwc``: col (N*OH*OW, KH*KW*C) summed back into a channels-last
-    (N, C, H, W) array (overlapping windows add up; the padding border is cropped)."""
-    n, c, h, w = x_shape
-    top, bottom, left, right = pads
-    gx = get_array_module(col).empty((n, h + top + bottom, w + left + right, c), col.dtype)
-    _windows_sum_nhwc(col, gx, kernel, stride, dilation, out_hw)
-    return layout.to_channels_last(from_nhwc(gx)[:, :, top:top + h, left:left + w])
-
-
-def _windows_sum_nhwc(col, gx, kernel, stride, dilation, out_hw):
-    """gx (N, HP, WP, C), the padded NHWC gradient, = the windows of col summed back."""
+def windows_sum_nhwc(col, gx, kernel, stride, dilation, out_hw):
+    """The adjoint of ``im2col_nhwc`` before the crop: gx (N, HP, WP, C), the padded NHWC
+    gradient, = the windows of col (N*OH*OW, KH*KW*C) added back where they were read
+    (overlaps add up)."""
     (kh, kw), (oh, ow), (sh, sw), (dh, dw) = kernel, out_hw, stride, dilation
     cols = col.reshape(gx.shape[0], oh, ow, kh, kw, gx.shape[3])
 
@@ -180,7 +172,8 @@ def conv_nhwc(x, wr, kernel, stride, pads, dilation, out_hw):
 
 
 def conv_nhwc_grad_input(gy_rows, wr, x_shape, kernel, stride, pads, dilation, out_hw):
-    """dL/dx (channels-last, x_shape) = col2im_nhwc(gY @ wr), by blocks of images."""
+    """dL/dx (channels-last, x_shape): the windows of dL/dcol = gY @ wr summed back
+    (``windows_sum_nhwc``) and cropped, by blocks of images."""
     n, c, h, w = x_shape
     top, bottom, left, right = pads
     p = out_hw[0] * out_hw[1]
@@ -189,7 +182,7 @@ def conv_nhwc_grad_input(gy_rows, wr, x_shape, kernel, stride, pads, dilation, o
     chunks = _chunks(n, p * wr.shape[1] * gy_rows.itemsize)
     padded = xp.empty((chunks[0][1], h + top + bottom, w + left + right, c), gy_rows.dtype)
     for a, b in chunks:
-        _windows_sum_nhwc(gy_rows[a * p:b * p] @ wr, padded[:b - a], kernel, stride,
+        windows_sum_nhwc(gy_rows[a * p:b * p] @ wr, padded[:b - a], kernel, stride,
                           dilation, out_hw)
         copyto(nhwc(gx[a:b]), padded[:b - a, top:top + h, left:left + w])
     return gx
