@@ -53,3 +53,41 @@ def test_the_four_layer_cnn_of_figure_1_maps_cifar_images_to_ten_scores():
 def test_epochs_to_a_training_error_is_the_first_epoch_at_or_below_it():
     history = [{'epoch': e, 'train_error': err} for e, err in enumerate([0.5, 0.3, 0.25, 0.2], 1)]
     assert _epochs_to(history, 0.25) == 3 and _epochs_to(history, 0.1) is None
+
+
+class _RaceContext:
+    """A stand-in for the study context whose training error falls by ``speed[lr]`` per
+    epoch (from 1.0), and that records each run's epoch budget."""
+    def __init__(self, speed):
+        self.speed, self.budgets = speed, {}
+
+    def log(self, *args):
+        pass
+
+    def train(self, model, data, epochs, lr, stop=None, seed=0):
+        self.budgets[lr] = epochs
+        history = []
+        for e in range(1, epochs + 1):
+            err = max(0.0, 1.0 - self.speed[lr] * e)
+            history.append({'epoch': e, 'train_error': err, 'train_loss': err})
+            if stop and stop(history):
+                break
+        return history
+
+
+def test_the_learning_rate_race_keeps_the_fastest_and_caps_the_others():
+    from minidl.studies.alexnet import fastest_learning_rate
+    ctx = _RaceContext({0.01: 0.1, 0.003: 0.02, 0.03: 0.25})  # 25% at epochs 8, 38, 3
+    best, reached = fastest_learning_rate(ctx, lambda: None, None, (0.01, 0.003, 0.03),
+                                          epochs=30, target=0.25)
+    assert best['lr'] == 0.03 and reached == {0.01: 8, 0.003: None, 0.03: 3}
+    assert ctx.budgets == {0.01: 30, 0.003: 8, 0.03: 8}  # after 0.01's 8, 8 at most
+
+
+def test_the_verdict_says_when_tanh_was_the_faster():
+    from minidl.studies.alexnet import _relu_tanh_verdict
+    verdict = _relu_tanh_verdict({'relu': [11, 11], 'tanh': [10, 11]}, [10 / 11, 1.0], 30,
+                                 5000, quick=True)
+    assert 'tanh 1.0x faster: not reproduced' in verdict  # 11 / 10.5 epochs
+    verdict = _relu_tanh_verdict({'relu': [6], 'tanh': [36]}, [6.0], 30, 5000, quick=True)
+    assert 'ReLU 6.0x faster' in verdict
