@@ -91,3 +91,12 @@ def test_the_verdict_says_when_tanh_was_the_faster():
     assert 'tanh 1.0x faster: not reproduced' in verdict  # 11 / 10.5 epochs
     verdict = _relu_tanh_verdict({'relu': [6], 'tanh': [36]}, [6.0], 30, 5000, quick=True)
     assert 'ReLU 6.0x faster' in verdict
+
+
+def test_a_seed_fixes_the_initial_weights_of_a_model_built_by_train(cifar):
+    from minidl.studies.base import Context
+    ctx = Context(quick=True, data=cifar, log=lambda *a: None)
+    data = ctx.cifar(64, 32)
+    runs = [ctx.train(lambda: four_layer_cnn('relu'), data, 1, 0.01, seed=s)[0]['train_loss']
+            for s in (3, 4, 3)]
+    assert runs[0] == runs[2] != runs[1]

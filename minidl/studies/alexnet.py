@@ -54,7 +54,7 @@ def fastest_learning_rate(ctx, make, data, candidates, epochs, target):
     best, reached = None, {}
     for lr in candidates:
         budget = best['reached'] if best and best['reached'] else epochs
-        history = ctx.train(make(), data, budget, lr,
+        history = ctx.train(make, data, budget, lr,
                             stop=lambda h: h[-1]['train_error'] <= target)
         run = {'lr': lr, 'reached': _epochs_to(history, target), 'history': history}
         reached[lr] = run['reached']
@@ -84,7 +84,8 @@ def relu_vs_tanh(ctx):
                                                   candidates, epochs, target)
         lrs[act], curves[act] = best['lr'], best['history']
         runs = [best['reached']] + [
-            _epochs_to(ctx.train(four_layer_cnn(act), data, epochs, best['lr'], seed=seed,
+            _epochs_to(ctx.train(lambda: four_layer_cnn(act), data, epochs, best['lr'],
+                                 seed=seed,
                                  stop=lambda h: h[-1]['train_error'] <= target), target)
             for seed in range(1, ctx.seeds)]
         reached[act] = runs

@@ -19,6 +19,7 @@ from .. import backend
 from .. import functional as F
 from .. import optim, random
 from ..files import atomic_write
+from ..nn import Module
 from ..tensor import Tensor, no_grad
 
 REGISTRY = {}
@@ -69,11 +70,15 @@ class Context:
               seed=0, flip=False, stop=None):
         """Train ``model`` with SGD on ``data`` = (x, t, x_test, t_test) and return one dict
         per epoch: train loss and error (as measured while training), test error, seconds.
-        ``stop(history)`` may end training early (e.g. once a target error is reached)."""
+        ``model`` may be a function that builds it: then ``seed`` also fixes its initial
+        weights. ``stop(history)`` may end training early (e.g. once a target error is
+        reached)."""
         x, t, x_test, t_test = data
         batch_size = min(batch_size, len(x))  # (tiny subsets in tests)
-        model.to(self.device)
         random.manual_seed(seed)
+        if not isinstance(model, Module):
+            model = model()
+        model.to(self.device)
         rng = np.random.default_rng(seed)
         opt = optim.SGD(model.parameters(), lr=lr, momentum=momentum,
                         weight_decay=weight_decay)
@@ -141,7 +146,7 @@ def compare(ctx, variants, data, epochs, lr, **train_options):
     per-epoch histories, and a picture of the mean error curves (``errors.png``)."""
     results, series = {}, {}
     for label, make in variants.items():
-        runs = [ctx.train(make(), data, epochs, lr, seed=seed, **train_options)
+        runs = [ctx.train(make, data, epochs, lr, seed=seed, **train_options)
                 for seed in range(ctx.seeds)]
         final = [r[-1] for r in runs]
         results[label] = {'test_error': mean_std([f['test_error'] for f in final]),
