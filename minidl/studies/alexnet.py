@@ -122,6 +122,11 @@ def _relu_tanh_verdict(reached, ratios, epochs, n_train, quick):
     else:
         verdict = ("ReLU did not reach 25% training error in every seed within "
                    f"{epochs} epochs on {n_train} images: too short to compare with the paper.")
+    if all(ratios) and np.mean(ratios) < 2:
+        verdict += (" Why it may differ: these nets start from PyTorch's default weights "
+                    "(scaled by 1/sqrt(fan-in), which keeps tanh near its linear range), the "
+                    "paper's from N(0, 0.01); and each net here trains with momentum at its "
+                    "own best learning rate.")
     if not quick:
         verdict += (f" Trained on {n_train} of the 50,000 images (batch 64, momentum 0.9); the "
                     "paper used all of them, so epochs here are 10x fewer steps than the "
