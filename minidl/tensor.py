@@ -232,6 +232,8 @@ class Tensor:
         replaces the gradient. Returns a handle whose ``remove()`` unregisters the hook."""
         if not self.requires_grad:
             raise ValueError("register_hook: the tensor does not require grad")
+        if self.grad_fn is not None:  # the graph keeps a hooked tensor alive until backward
+            self.grad_fn.__dict__.setdefault('hooked_outputs', []).append(self)
         self._hooks.append(hook)
         return _HookHandle(self._hooks, hook)
 

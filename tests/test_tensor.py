@@ -388,3 +388,13 @@ def test_retained_graph_through_a_record_gives_the_same_gradient_twice():
     first = x.grad.data.copy()
     y.sum().backward()
     np.testing.assert_allclose(x.grad.data, 2 * first)
+
+
+def test_a_hook_runs_even_when_only_a_record_of_its_tensor_is_kept():
+    x = rand(1, 2, 4, 4)
+    h, y = _pool_after(lambda t: t * 2.0, x)
+    seen = []
+    h.register_hook(lambda g: seen.append(float(g.data.sum())))
+    del h
+    y.sum().backward()
+    assert seen == [8.0]  # one gradient of 1 per 2x2 window: 2 channels x 4 windows
