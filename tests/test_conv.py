@@ -294,3 +294,22 @@ def test_bad_input_names_conv2d_and_the_shapes(x_shape, w_shape, b_shape, option
     assert 'conv2d' in message
     for part in expected:
         assert part in message, f"{part!r} not in {message!r}"
+
+
+@pytest.mark.parametrize('channels_last', [False, True])
+@pytest.mark.parametrize('winograd_channels', [1, 10 ** 6])  # Winograd, im2col
+def test_an_empty_batch_gives_an_empty_output_and_zero_weight_gradients(
+        channels_last, winograd_channels, monkeypatch):
+    monkeypatch.setattr(winograd, 'MIN_CHANNELS', winograd_channels)
+    x = minidl.Tensor(np.zeros((0, 3, 6, 6)))  # as torch: (0, OC, OH, OW), grads of zeros
+    if channels_last:
+        x = x.contiguous(memory_format=minidl.channels_last)
+    x.requires_grad = True
+    w = minidl.tensor(np.ones((4, 3, 3, 3)), requires_grad=True)
+    b = minidl.tensor(np.ones(4), requires_grad=True)
+    y = conv2d(x, w, b, padding=1)
+    y.sum().backward()
+    assert y.shape == (0, 4, 6, 6) and x.grad.shape == (0, 3, 6, 6)
+    assert not w.grad.data.any() and not b.grad.data.any()
+    with minidl.no_grad():  # (nothing kept for backward: another road)
+        assert conv2d(x, w, padding=1).shape == (0, 4, 6, 6)

@@ -41,6 +41,8 @@ from collections import namedtuple
 from ..kernels import im2col as K
 from ..kernels import winograd
 from ..kernels.elementwise import ascontiguousarray
+from ..backend import get_array_module
+from ..kernels import layout
 from ..kernels.layout import is_channels_last
 from ..tensor import Function, as_tensor, is_grad_enabled
 from ..utils import check_float, check_int, output_size, pair
@@ -182,6 +184,11 @@ class Conv2dGradInput(Function):
 
     def forward(self, gy, w):
         gY, self.gY = self.gY, None
+        if gy.size == 0:  # an empty batch (or an empty image): nothing flows back
+            gx = layout.empty(self.x_shape, gy.dtype, get_array_module(gy),
+                              self.geo.channels_last)
+            gx[...] = 0
+            return gx
         if _winograd(gy, w.shape[1], w.shape[2:], self.geo):
             return winograd.grad_input(gy, w, self.geo.pads)
         if gY is None:
@@ -216,6 +223,9 @@ class Conv2dGradWeight(Function):
     def forward(self, x, gy):
         col, self.col = self.col, None
         gY, self.gY = self.gY, None
+        if gy.size == 0 or x.size == 0:  # an empty batch: no term in the sum
+            return get_array_module(x).zeros((gy.shape[1], x.shape[1] // self.geo.groups,
+                                              *self.kernel), x.dtype)
         if _winograd(x, gy.shape[1], self.kernel, self.geo):
             return winograd.grad_weight(x, gy, self.geo.pads, col)
         if gY is None:

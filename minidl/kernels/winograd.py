@@ -192,7 +192,8 @@ def conv2d(x, w, pads, keep_tiles=True):
     out_hw, tiles = _tiles(h, width, pads)
     y = layout.empty((n, k, *out_hw), x.dtype, channels_last=layout.is_channels_last(x))
     u = filter_tiles(w)
-    step = n if keep_tiles else max(1, CHUNK_BYTES // tile_bytes(x[:1], pads))
+    step = max(1, n if keep_tiles else CHUNK_BYTES // max(1, tile_bytes(x[:1], pads)))
+    v = None  # (an empty batch has no tiles)
     for a in range(0, n, step):
         v = input_tiles(x[a:a + step], pads)                   # (16, P, C)
         m = v @ u                                              # (16, P, K): the 16 GEMMs
