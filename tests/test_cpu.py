@@ -183,3 +183,10 @@ def test_numpy_imported_first_still_stops_openblas_spinning_after_a_product():
         return float(out)
     assert burnt(False) > 0.15      # NumPy alone: its worker thread spins after each product
     assert burnt(True) < 0.05       # NumPy, then minidl: it no longer does
+
+
+def test_blocks_split_a_batch_by_bytes_one_item_at_least():
+    from minidl.kernels.cpu import blocks
+    assert blocks(5, 10, 25) == [(0, 2), (2, 4), (4, 5)]
+    assert blocks(5, 100, 25) == [(a, a + 1) for a in range(5)]  # an item over the limit
+    assert blocks(5, 10) == [(0, 5)] and blocks(0, 10, 25) == []

@@ -134,6 +134,15 @@ def parallel_for(fn, length, items=None, xp=np):
             future.result()
 
 
+def blocks(n, bytes_per_item, limit=None):
+    """(start, stop) pieces of range(n) of at most ``limit`` bytes each (one item at least;
+    all in one piece without a limit):
+    how the convolutions walk a batch a few images at a time, so that each piece's
+    temporaries stay in the cache (``im2col.conv_nhwc``, ``winograd.conv2d``)."""
+    step = max(1, n if limit is None else limit // max(1, bytes_per_item))
+    return [(a, min(n, a + step)) for a in range(0, n, step)]
+
+
 def parallel_rows(fn, array, passes=1):
     """``parallel_for`` over the first axis of ``array``: fn(a, b) handles array[a:b] (and
     the same rows of arrays shaped like it). ``passes``: how many arrays of its size the

@@ -153,10 +153,8 @@ CHUNK_BYTES = 16 * 2 ** 20  # of col per block
 
 
 def _chunks(n, bytes_per_image):
-    """(start, stop) blocks of the N images, each at most CHUNK_BYTES of col (1 image at
-    least)."""
-    step = max(1, CHUNK_BYTES // max(1, bytes_per_image))
-    return [(a, min(n, a + step)) for a in range(0, n, step)]
+    """(start, stop) blocks of the N images, each at most CHUNK_BYTES of col."""
+    return cpu.blocks(n, bytes_per_image, CHUNK_BYTES)
 
 
 def conv_nhwc(x, wr, kernel, stride, pads, dilation, out_hw):
