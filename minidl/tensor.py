@@ -6,8 +6,9 @@ The whole idea in one screen:
   inputs that require gradients, it remembers that function as ``grad_fn``.
 * A ``Function`` computes ``forward`` on raw arrays and keeps its input Tensors in
   ``self.inputs`` (or, when its backward reads none of their values, only a record of
-  where their gradients go: ``reads_inputs``); its ``backward`` maps the gradients of the outputs (Tensors) to the
-  gradients of the inputs (Tensors) by the chain rule: ``dL/dx = (dy/dx)^T dL/dy``.
+  where their gradients go: ``reads_inputs``); its ``backward`` maps the gradients of
+  the outputs (Tensors) to the gradients of the inputs (Tensors) by the chain rule:
+  ``dL/dx = (dy/dx)^T dL/dy``.
 * ``y.backward()`` orders the functions that produced ``y`` topologically, then walks them
   from ``y`` back to the leaves, summing the gradient that reaches each tensor from all its
   uses, and finally adds it into ``leaf.grad``.
@@ -537,7 +538,7 @@ def _topological_order(roots):
 def _output_grad(fn, i, y, grads, captured, create_graph):
     """dL/dy for output i of fn, taken out of ``grads``: hooks applied, kept where
     ``retain_grad`` or ``capture`` asks; zeros for an output nobody used. y is None when
-    the output Tensor itself is gone (its users kept InputRecords): no hooks then."""
+    the output Tensor itself is gone (its users kept InputRecords, and it had no hooks)."""
     g = grads.pop((id(fn), i), (None, None))[1]
     if g is None:
         shape, dtype = fn.output_meta[i]

@@ -138,8 +138,9 @@ class Conv2d(Function):
         self.geo, self.keep_col, self.col = geo, keep_col, None
 
     def forward(self, x, w, b=None):
-        if _winograd(x, w.shape[0], w.shape[2:], self.geo):  # (col is then Winograd's V: 4x x's size)
-            keep = self.keep_col and winograd.tile_bytes(x, self.geo.pads) <= K.KEEP_COL_MAX_BYTES
+        if _winograd(x, w.shape[0], w.shape[2:], self.geo):  # (col: Winograd's V, 4x x)
+            keep = self.keep_col and \
+                winograd.tile_bytes(x, self.geo.pads) <= K.KEEP_COL_MAX_BYTES
             y, col = winograd.conv2d(x, w, self.geo.pads, keep_tiles=keep)
         elif self.geo.channels_last:  # the same GEMM transposed: Y^T = col^T @ Wm^T
             out_hw, col = _out_hw(x.shape, w.shape[2:], self.geo), None  # (col: in blocks)
