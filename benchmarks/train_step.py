@@ -7,7 +7,9 @@ DeZero for AlexNet-CIFAR without LRN; per-layer forward/backward times of AlexNe
 
 Cases. CPU: alexnet-cifar batch 128, alexnet-cifar-nolrn batch 128 (LRN layers replaced by
 Identity; also timed in DeZero, which has no LRN), ImageNet alexnet batch 16 (224x224),
-vgg-fast-cifar batch 1024 and 512 (PyTorch channels-last, as airbench94 runs it).
+vgg-fast-cifar batch 1024 and 512 (PyTorch channels-last, as airbench94 runs it), and
+vgg-fast-cifar-frozen batch 512: the same net with the whitening bias frozen, the step of
+epochs 4-10 of the recipe (nothing flows back into the first layer).
 GPU (when both minidl.cuda and torch.cuda are available): alexnet-cifar 256,
 vgg16-bn-cifar 256, alexnet 128.
 
@@ -46,15 +48,18 @@ from ops import cpu_name  # noqa: E402  (benchmarks/ops.py, beside this script)
 SEED = 0
 LR, MOMENTUM = 0.01, 0.9
 CPU_CASES = [('alexnet-cifar', 128), ('alexnet-cifar-nolrn', 128), ('alexnet', 16),
-             ('vgg-fast-cifar', 1024), ('vgg-fast-cifar', 512)]
+             ('vgg-fast-cifar', 1024), ('vgg-fast-cifar', 512), ('vgg-fast-cifar-frozen', 512)]
 GPU_CASES = [('alexnet-cifar', 256), ('vgg16-bn-cifar', 256), ('alexnet', 128)]
 DEZERO_MODELS = {'alexnet-cifar-nolrn'}   # timed in DeZero too (CPU only)
 # PyTorch runs these channels-last (NHWC memory), as airbench94 does: its fastest layout
-TORCH_CHANNELS_LAST = {'vgg-fast-cifar'}
+TORCH_CHANNELS_LAST = {'vgg-fast-cifar', 'vgg-fast-cifar-frozen'}
 # the environment that undoes, in a peer's process, what importing minidl sets: glibc's
 # default malloc, and OpenBLAS's default thread timeout (an empty value reads as unset)
 PEERS_AS_SHIPPED = {'MINIDL_MALLOC': 'system', 'OPENBLAS_THREAD_TIMEOUT': ''}
+BASE_MODEL = {'alexnet-cifar-nolrn': 'alexnet-cifar', 'vgg-fast-cifar-frozen': 'vgg-fast-cifar'}
 LAYERS_CASE = ('alexnet-cifar', 128)      # the per-layer table (CPU)
+FROZEN_NOTE = ("vgg-fast-cifar-frozen = vgg-fast-cifar with whiten.bias.requires_grad = False, "
+               "as in epochs 4-10 of the recipe (the first 3 of 10 train that bias)")
 NOLRN_NOTE = ("alexnet-cifar-nolrn = models.build('alexnet-cifar', lrn=False) (LRN layers are "
               "Identity): DeZero has no LRN, so the minidl/DeZero ratio is measured on it")
 
@@ -66,11 +71,15 @@ def build_minidl(name):
     minidl.manual_seed(SEED)
     if name == 'alexnet-cifar-nolrn':
         return models.build('alexnet-cifar', lrn=False)
+    if name == 'vgg-fast-cifar-frozen':
+        model = models.build('vgg-fast-cifar')
+        model.whiten.bias.requires_grad = False
+        return model
     return models.build(name)
 
 
 def input_size(name):
-    return models.INPUT_SIZE['alexnet-cifar' if name == 'alexnet-cifar-nolrn' else name]
+    return models.INPUT_SIZE[BASE_MODEL.get(name, name)]
 
 
 def batch_arrays(name, batch, classes):
@@ -656,6 +665,8 @@ def main():
                                    "NumPy-2 shims of import_dezero() (np.int, a float32 "
                                    "softmax cross-entropy backward)" if use_dezero else
                                    "not installed, skipped (pip install dezero)"))
+    if any(n == 'vgg-fast-cifar-frozen' for n, _, _ in cases):
+        notes.append(FROZEN_NOTE)
     if any(n in TORCH_CHANNELS_LAST for n, _, _ in cases):
         notes.append("PyTorch runs " + ', '.join(sorted(TORCH_CHANNELS_LAST)) + " channels-last "
                      "(model and batch in torch.channels_last), as airbench94 does")
