@@ -181,7 +181,9 @@ def test_numpy_imported_first_still_stops_openblas_spinning_after_a_product():
         out = subprocess.run([sys.executable, '-c', SPIN, 'minidl' if import_minidl else '-'],
                              env=env, capture_output=True, text=True, check=True).stdout
         return float(out)
-    assert burnt(False) > 0.15      # NumPy alone: its worker thread spins after each product
+    alone = burnt(False)            # NumPy alone: its worker thread spins after each product
+    if alone <= 0.15:  # (on a loaded machine the spinning thread gets too little CPU to show)
+        pytest.skip(f"NumPy alone burnt only {alone:.3f} s: nothing to compare with here")
     assert burnt(True) < 0.05       # NumPy, then minidl: it no longer does
 
 
