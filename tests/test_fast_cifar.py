@@ -72,6 +72,23 @@ def test_torch_twin_computes_the_same_logits():
     np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-12)
 
 
+def test_benchmark_frozen_case_freezes_the_whitening_bias_in_both_frameworks():
+    """train_step.py's vgg-fast-cifar-frozen: the step of epochs 4-10, nothing trains in
+    the first layer, in minidl and in its torch twin."""
+    if torch is None:
+        pytest.skip('needs torch')
+    import sys, os
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', 'benchmarks'))
+    from train_step import build_minidl, fast_cifar_twin, input_size
+    model = build_minidl('vgg-fast-cifar-frozen')
+    assert not model.whiten.bias.requires_grad and not model.whiten.weight.requires_grad
+    assert build_minidl('vgg-fast-cifar').whiten.bias.requires_grad
+    twin = fast_cifar_twin(model)
+    assert not twin.whiten.bias.requires_grad and not twin.whiten.weight.requires_grad
+    assert twin.groups[0].conv1.weight.requires_grad
+    assert input_size('vgg-fast-cifar-frozen') == input_size('vgg-fast-cifar') == 32
+
+
 # ----------------------------------------------------------------------------- whitening
 def test_whitening_makes_the_patches_uncorrelated_with_unit_variance():
     rng = np.random.default_rng(3)
