@@ -160,6 +160,11 @@ def load(path):
     except FileNotFoundError:
         raise FileNotFoundError(2, "load: no such checkpoint file", path) from None
     with f:
+        head = f.read(6)
+        f.seek(0)
+        if not head.startswith((b'PK', b'\x93NUMPY')):  # (else NumPy's advice is to unpickle)
+            raise _invalid(path, f"not an .npz archive: it starts with {head!r}, not with "
+                                 f"a zip archive's b'PK'")
         try:
             npz = np.load(f, allow_pickle=False)
         except _BAD_FILE_ERRORS as err:

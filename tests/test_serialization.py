@@ -370,6 +370,15 @@ def test_pickled_files_are_refused_without_running_code(tmp_path):
     assert executed == []
 
 
+def test_a_file_of_another_kind_is_named_as_such_without_advice_to_unpickle(tmp_path):
+    (tmp_path / 'notes.txt').write_text('hello world\n')
+    with pytest.raises(ValueError) as info:
+        minidl.load(tmp_path / 'notes.txt')
+    message = str(info.value)
+    assert "starts with b'hello '" in message and "b'PK'" in message
+    assert 'pickle' not in message and 'unsafely' not in message
+
+
 # ----------------------------------------------------------------------------- bombs
 # Files that declare far more memory than they hold. Each is built by hand, a few hundred
 # bytes on disk; load must refuse it from the declared sizes, before allocating or inflating.
