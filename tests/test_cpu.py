@@ -3,6 +3,7 @@ errors in a worker reach the caller, and the malloc setting can be switched off.
 import os
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -65,6 +66,20 @@ def test_nested_parallel_for_runs_inline_instead_of_deadlocking(threads):
             cpu.parallel_for(inner, 1000, items=10 ** 6)
     cpu.parallel_for(outer, 4, items=10 ** 6)
     np.testing.assert_array_equal(hits, 1)
+
+
+def test_work_nested_in_any_part_stays_in_that_thread(threads):
+    """Also in the caller's own part: were its nested call split, half of it would wait
+    for the pool's one worker, busy with the other part (a 2x slowdown, once measured)."""
+    threads(2)
+    seen = []
+
+    def outer(start, stop):
+        me = threading.get_ident()
+        cpu.parallel_for(lambda a, b: seen.append((start, threading.get_ident() == me)),
+                         1000, items=10 ** 6)
+    cpu.parallel_for(outer, 2, items=10 ** 6)
+    assert sorted(seen) == [(0, True), (1, True)]
 
 
 @pytest.mark.skipif(not hasattr(os, 'fork'), reason='needs fork')

@@ -127,8 +127,8 @@ def parallel_for(fn, length, items=None, xp=np):
     bounds = [length * k // parts for k in range(parts + 1)]
     pool = _executor()
     futures = [pool.submit(_run_part, fn, bounds[k], bounds[k + 1]) for k in range(1, parts)]
-    try:
-        fn(bounds[0], bounds[1])
+    try:  # (marked busy like the workers: work nested in this part runs inline too)
+        _run_part(fn, bounds[0], bounds[1])
     finally:
         for future in futures:
             future.result()
