@@ -102,6 +102,7 @@ def test_channels_last_conv2d_in_blocks_of_images_is_the_same(c, oc, h, w, k, st
     from minidl.kernels import im2col
     monkeypatch.setattr(W, 'ENABLED', False)
     monkeypatch.setattr(im2col, 'CHUNK_BYTES', chunk_bytes)
+    monkeypatch.setattr(im2col, 'GRAD_WEIGHT_BLOCK_BYTES', chunk_bytes)
     rng = np.random.default_rng(c * h + k + 1)
     arrays = (rng.standard_normal((5, c, h, w)), rng.standard_normal((oc, c, k, k)),
               rng.standard_normal(oc))

@@ -207,3 +207,34 @@ def test_blocks_split_a_batch_by_bytes_one_item_at_least():
     assert blocks(5, 10, 25) == [(0, 2), (2, 4), (4, 5)]
     assert blocks(5, 100, 25) == [(a, a + 1) for a in range(5)]  # an item over the limit
     assert blocks(5, 10) == [(0, 5)] and blocks(0, 10, 25) == []
+
+
+@pytest.mark.skipif(not cpu.has_single_threaded_blas(), reason="needs NumPy's own OpenBLAS")
+def test_single_threaded_blas_sets_one_thread_and_restores_the_count_even_on_error():
+    get, _ = cpu._blas_thread_count()
+    before = get()
+    with cpu.single_threaded_blas():
+        assert get() == 1
+    assert get() == before
+    with pytest.raises(RuntimeError):
+        with cpu.single_threaded_blas():
+            raise RuntimeError('inside')
+    assert get() == before
+
+
+def test_grad_weight_groups_do_not_depend_on_the_thread_count(threads, monkeypatch):
+    """Channels-last conv weight gradient: fixed groups of images summed in order."""
+    from minidl.kernels import im2col, layout
+    monkeypatch.setattr(im2col, 'GRAD_WEIGHT_BLOCK_BYTES', 20000)  # 1 image, 8 groups of 11
+    rng = np.random.default_rng(9)
+    x = layout.to_channels_last(rng.standard_normal((11, 5, 9, 9)).astype(np.float32))
+    gy = rng.standard_normal((11 * 81, 7)).astype(np.float32)
+    args = ((3, 3), (1, 1), (1, 1, 1, 1), (1, 1), (9, 9))
+    results = []
+    for n in (1, 2, 3):
+        threads(n)
+        results.append(im2col.conv_nhwc_grad_weight(x, gy, *args))
+    col = im2col.im2col_nhwc(x.astype(np.float64), *args[:4])
+    np.testing.assert_allclose(results[0], (col.T @ gy).T, rtol=1e-5, atol=1e-4)
+    for other in results[1:]:
+        np.testing.assert_array_equal(other, results[0])

@@ -31,6 +31,9 @@ OPS = {
     'conv2d 3x3 pad 1': (lambda x, w: F.conv2d(x, w, padding=1), [BIG, (5, 8, 3, 3)]),
     'conv2d 5x5 stride 2 dil 2': (lambda x, w: F.conv2d(x, w, stride=2, padding=3,
                                                         dilation=2), [BIG, (4, 8, 5, 5)]),
+    'conv2d 3x3 pad 1 channels-last': (
+        lambda x, w: F.conv2d(x.contiguous(memory_format='channels_last'), w, padding=1),
+        [BIG, (5, 8, 3, 3)]),
     'conv2d groups 2': (lambda x, w: F.conv2d(x, w, padding=1, groups=2), [BIG, (6, 4, 3, 3)]),
     'max_pool2d 3/2': (lambda x: F.max_pool2d(x, 3, 2), [BIG]),
     'max_pool2d 2/2 pad 1 ceil': (lambda x: F.max_pool2d(x, 2, 2, 1, ceil_mode=True), [BIG]),
