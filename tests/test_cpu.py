@@ -220,6 +220,11 @@ def test_single_threaded_blas_sets_one_thread_and_restores_the_count_even_on_err
         with cpu.single_threaded_blas():
             raise RuntimeError('inside')
     assert get() == before
+    with cpu.single_threaded_blas():   # a region inside a region: no deadlock
+        with cpu.single_threaded_blas():
+            assert get() == 1
+        assert get() == 1
+    assert get() == before
 
 
 def test_grad_weight_groups_do_not_depend_on_the_thread_count(threads, monkeypatch):

@@ -103,9 +103,10 @@ def _executor():
 
 
 def _forget_pool_after_fork():
-    """A forked child has none of the parent's threads: start a fresh pool when needed."""
-    global _pool, _pool_lock
-    _pool, _pool_lock = None, threading.Lock()
+    """A forked child has none of the parent's threads: start a fresh pool when needed
+    (and fresh locks: one held by a parent's thread at the fork would never be released)."""
+    global _pool, _pool_lock, _blas_lock
+    _pool, _pool_lock, _blas_lock = None, threading.Lock(), threading.RLock()
 
 
 if hasattr(os, 'register_at_fork'):
@@ -153,7 +154,7 @@ def parallel_rows(fn, array, passes=1):
 
 _UNSET = object()
 _blas_count = _UNSET   # (get, set) of NumPy's OpenBLAS thread count, found on first use
-_blas_lock = threading.Lock()
+_blas_lock = threading.RLock()  # (re-entrant: a region inside a region is one region)
 
 
 def _blas_thread_count():
