@@ -162,14 +162,13 @@ def _blas_thread_count():
     global _blas_count
     if _blas_count is _UNSET:
         lib, _blas_count = _numpy_openblas(), None
-        names = [(g, s) for g, s in (
-            ('scipy_openblas_get_num_threads64_', 'scipy_openblas_set_num_threads64_'),
-            ('openblas_get_num_threads', 'openblas_set_num_threads'))
-            if lib is not None and hasattr(lib, g) and hasattr(lib, s)]
-        if names:
-            get, set_ = (getattr(lib, n) for n in names[0])
-            get.restype, set_.argtypes = ctypes.c_int, [ctypes.c_int]
-            _blas_count = get, set_
+        for prefix in ('scipy_openblas', 'openblas'):  # NumPy 2 wheels, NumPy 1.26 wheels
+            get, set_ = (getattr(lib, f'{prefix}_{verb}_num_threads64_', None)
+                         for verb in ('get', 'set'))
+            if get is not None and set_ is not None:
+                get.restype, set_.argtypes = ctypes.c_int, [ctypes.c_int]
+                _blas_count = get, set_
+                break
     return _blas_count
 
 
