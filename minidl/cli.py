@@ -118,9 +118,10 @@ def check_settings(cfg, source=None):
             bad(key, 'be a non-negative integer')
     if not number('lr') or cfg['lr'] <= 0:
         bad('lr', 'be a positive finite number')
-    for key in ('momentum', 'weight_decay'):
-        if not number(key) or cfg[key] < 0:
-            bad(key, 'be a non-negative finite number')
+    if not number('momentum') or not 0 <= cfg['momentum'] < 1:
+        bad('momentum', 'be a number in [0, 1)')
+    if not number('weight_decay') or cfg['weight_decay'] < 0:
+        bad('weight_decay', 'be a non-negative finite number')
     if not number('label_smoothing') or not 0 <= cfg['label_smoothing'] <= 1:
         bad('label_smoothing', 'be a number in [0, 1]')
     if cfg.get('width') is not None and (not number('width') or cfg['width'] <= 0):
@@ -273,6 +274,7 @@ def cmd_train(args):
     from . import random
     from .train import CHECKPOINT, HISTORY, Trainer, write_json
     world, rank = dist.init(), dist.rank()
+    _check_data_option(args.data)
     if args.out is not None and not args.out.strip():
         raise UsageError(f"--out must name a run directory, got {args.out!r}")
     if args.out is not None and os.path.exists(args.out) and not os.path.isdir(args.out):
@@ -361,9 +363,10 @@ def cmd_eval(args):
     if os.path.exists(args.checkpoint) and not os.path.isfile(args.checkpoint):
         raise UsageError(f"--checkpoint: {args.checkpoint!r} is not a regular file (a device "
                          f"or pipe); give a checkpoint file such as RUN/best.npz")
+    _check_data_option(args.data)
     state, cfg = _load_run_checkpoint(args.checkpoint)
     cfg['device'] = args.device or 'cpu'
-    if args.data:
+    if args.data is not None:
         cfg['data'] = args.data
     _check_device(cfg['device'])
     model, test, loader = _restore(cfg, state)
@@ -408,25 +411,35 @@ def cmd_plot(args):
 
 def cmd_study(args):
     from . import studies
-    if args.list or not args.name:
-        if not args.list:
-            raise UsageError("study needs a NAME or --list")
+    if args.list:
+        # what a listing would ignore: a study name, the options of a run
+        given = (('--quick', args.quick or None), ('--seeds', args.seeds),
+                 ('--device', args.device), ('--data', args.data), ('--out', args.out))
+        ignored = ([repr(args.name)] if args.name is not None else []) + \
+            [option for option, value in given if value is not None]
+        if ignored:
+            raise UsageError(f"--list takes no study name or other option, got "
+                             f"{', '.join(ignored)}")
         for name in studies.names():
             s = studies.REGISTRY[name]
             print(f"{name:20s} {s.claim} ({s.source})")
         return 0
+    if not args.name:
+        raise UsageError("study needs a NAME or --list")
     if args.name not in studies.names():
         raise UsageError(f"unknown study {args.name!r}; known: {', '.join(studies.names())}")
     if args.seeds is not None and args.seeds < 1:
         raise UsageError(f"--seeds must be a positive integer, got {args.seeds}")
-    _check_device(args.device)
+    device = args.device or 'cpu'
+    _check_device(device)
+    _check_data_option(args.data)
     if args.out is not None and not args.out.strip():
         raise UsageError(f"--out must name a result directory, got {args.out!r}")
     out = args.out or os.path.join('studies', args.name)
     if os.path.exists(out) and not os.path.isdir(out):
         raise UsageError(f"--out: {out!r} is a file, not a directory")
     print(f"study {args.name}{' (quick)' if args.quick else ''} -> {out}")
-    result = studies.run(args.name, quick=args.quick, seeds=args.seeds, device=args.device,
+    result = studies.run(args.name, quick=args.quick, seeds=args.seeds, device=device,
                          out=out, data=args.data, log=print)
     print(f"verdict: {result['verdict']}")
     print(f"done in {result['seconds']:.0f} s: {os.path.join(out, 'result.json')} and "
@@ -505,6 +518,24 @@ def _check_device(device):
         backend.check_device(device)
     except (ValueError, RuntimeError) as e:
         raise UsageError(str(e)) from None
+
+
+def _check_data_option(data):
+    """An explicit ``--data`` must be an existing directory: a mistyped one is an error,
+    never silently replaced by $MINIDL_DATA or the standard places (nor made by a
+    download into it). Without --data the search order of minidl.data holds."""
+    if data is None:
+        return
+    path = os.path.expanduser(data)
+    if not data.strip():
+        why = ''
+    elif not os.path.exists(path):
+        why = ', which does not exist'
+    elif not os.path.isdir(path):
+        why = ', which is not a directory'
+    else:
+        return
+    raise UsageError(f"--data must be an existing directory, got {data!r}{why}")
 
 
 def _write_config(cfg):
@@ -631,7 +662,8 @@ def parser():
                    help='(vgg-fast-cifar) train the first layer instead of whitening')
     t.add_argument('--device', choices=('cpu', 'cuda'))
     t.add_argument('--seed', type=int)
-    t.add_argument('--data', help='data root (default: $MINIDL_DATA, then standard places)')
+    t.add_argument('--data', help='data root, an existing directory (default: $MINIDL_DATA, '
+                   'then standard places)')
     t.add_argument('--out', help='run directory (default runs/MODEL-DATASET-TIME)')
     t.add_argument('--resume', action='store_true',
                    help='continue the run in --out, with its own settings')
@@ -644,7 +676,8 @@ def parser():
     e.add_argument('--tta', type=int, nargs='?', const=2, default=0, choices=(0, 1, 2),
                    help='test-time augmentation: 1 mirror, 2 (the default of a bare --tta) '
                         'mirror and 1-pixel shifts')
-    e.add_argument('--data')
+    e.add_argument('--data', help="data root, an existing directory (default: the run's, "
+                   "then $MINIDL_DATA, then standard places)")
     e.set_defaults(run=cmd_eval)
     s = sub.add_parser('summary', help='print the layer table of a model')
     s.add_argument('--model', required=True, choices=models.names(), metavar='NAME',
@@ -661,8 +694,9 @@ def parser():
     st.add_argument('--quick', action='store_true', help='small subsets: under 2 minutes')
     st.add_argument('--seeds', type=int, help='repetitions with other seeds (default 3; '
                     'quick: 1)')
-    st.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
-    st.add_argument('--data', help='data root (default: $MINIDL_DATA, then standard places)')
+    st.add_argument('--device', choices=('cpu', 'cuda'), help='default cpu')
+    st.add_argument('--data', help='data root, an existing directory (default: $MINIDL_DATA, '
+                    'then standard places)')
     st.add_argument('--out', help='result directory (default studies/NAME)')
     st.set_defaults(run=cmd_study)
     gr = sub.add_parser('graph', help="draw one training step's computational graph")

@@ -65,6 +65,7 @@ def test_lighting_is_not_silently_dropped_by_alternating_flips(data):
 
 def test_data_not_found_is_one_line(data, tmp_path, monkeypatch, capsys):
     (tmp_path / 'empty').mkdir()
+    (tmp_path / 'nowhere').mkdir()  # exists (an explicit --data must), holds no data
     monkeypatch.setenv('MINIDL_DATA', str(tmp_path / 'empty'))
     assert run('train', *FAST, '--data', tmp_path / 'nowhere', '--out', tmp_path / 'r') == 2
     one_line(capsys, 'the train split was not found', 'Looked in:')
