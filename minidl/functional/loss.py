@@ -150,10 +150,23 @@ def _weight_array(weight, logits):
     return weight.data
 
 
+def _batch_of_one(target, logits):
+    """The target of unbatched logits (C,) as a batch of one: () -> (1,), (C,) -> (1, C)."""
+    if not isinstance(target, Tensor):
+        target = target if backend.is_array(target) else np.asarray(target)
+    probabilities = target.shape == logits.shape and target.dtype.kind == 'f'
+    if target.shape != () and not probabilities:
+        raise ValueError(f"{OP}: unbatched logits of shape {logits.shape} take a 0-d target "
+                         f"(a class index) or class probabilities of shape {logits.shape}, "
+                         f"got target shape {target.shape}")
+    return target.reshape(1, *target.shape)
+
+
 def softmax_cross_entropy(logits, target, weight=None, ignore_index=-100, reduction='mean',
                           label_smoothing=0.0):
     """Cross-entropy loss of ``logits`` (N, C) or (N, C, d1, d2, ...) against ``target``;
     PyTorch's ``torch.nn.functional.cross_entropy`` (its non-deprecated options, in order).
+    Unbatched logits (C,) take a 0-d target (or (C,) probabilities), as a batch of one.
 
     ``target`` is either
       * class indices: an integer array or Tensor of shape (N,) or (N, d1, d2, ...), values
@@ -172,9 +185,13 @@ def softmax_cross_entropy(logits, target, weight=None, ignore_index=-100, reduct
     """
     logits = as_tensor(logits, op=OP)
     check_float(OP, logits=logits)
+    if logits.ndim == 1:  # unbatched (C,) with a 0-d target (or (C,) probabilities): N = 1
+        loss = softmax_cross_entropy(logits.reshape(1, -1), _batch_of_one(target, logits), weight,
+                                     ignore_index, reduction, label_smoothing)
+        return loss.reshape(()) if reduction == 'none' else loss
     if logits.ndim < 2:
-        raise ValueError(f"{OP}: logits must be (N, C), got shape {logits.shape} (or "
-                         f"(N, C, d1, ...) with a target (N, d1, ...))")
+        raise ValueError(f"{OP}: logits must be (N, C) or unbatched (C,), got shape "
+                         f"{logits.shape} (or (N, C, d1, ...) with a target (N, d1, ...))")
     c = logits.shape[1]
     t = _target_array(target, logits)
     if reduction not in REDUCTIONS:

@@ -111,7 +111,11 @@ class Neg(Function):
 
 
 class Pow(Function):
-    """y = a ** b.   dL/da = gy * b * a^(b-1),  dL/db = gy * y * log(a)."""
+    """y = a ** b.   dL/da = gy * b * a^(b-1),  dL/db = gy * y * log(a),
+
+    with PyTorch's two special cases: dL/da = 0 where b = 0 (also at a = 0, NaN or inf:
+    the exponent b - 1 becomes 0 there, so b a^0 = 0), and dL/db = 0 where a = 0 and b >= 0
+    (0^b log 0 is 0 * -inf; log(a) becomes log 1 there)."""
 
     def forward(self, a, b):
         broadcast_shape('pow', a.shape, b.shape)
@@ -124,9 +128,9 @@ class Pow(Function):
         a, b = self.inputs
         ga = gb = None
         if self.needs_input_grad[0]:
-            ga = sum_to(gy * b * a ** (b - 1), a.shape)
+            ga = sum_to(gy * b * a ** (b - 1 + Tensor(b.data == 0)), a.shape)
         if self.needs_input_grad[1]:
-            gb = sum_to(gy * a ** b * log(a), b.shape)
+            gb = sum_to(gy * a ** b * log(a + Tensor((a.data == 0) & (b.data >= 0))), b.shape)
         return ga, gb
 
 
@@ -266,14 +270,15 @@ class Sqrt(Function):
 
 
 class Abs(Function):
-    """y = |x|.   dL/dx = gy * sign(x)   (0 at x = 0, as PyTorch)."""
+    """y = |x|.   dL/dx = gy * sign(x), sign(x) = [x > 0] - [x < 0]   (0 at x = 0 and at
+    a NaN x, as PyTorch)."""
 
     def forward(self, x):
         return abs(x)
 
     def backward(self, gy):
         x = self.inputs[0].data
-        return gy * Tensor(get_array_module(x).sign(x))
+        return gy * Tensor((x > 0).astype(x.dtype) - (x < 0).astype(x.dtype))
 
 
 def exp(x):

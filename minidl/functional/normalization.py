@@ -6,6 +6,7 @@ alone, are ``reference.local_response_norm`` and ``reference.batch_norm``; LRN's
 kernels are in ``minidl/kernels/lrn.py``, batch norm's for channels-last inputs in
 ``minidl/kernels/batchnorm.py``.
 """
+import math
 import numbers
 
 from .. import backend
@@ -61,7 +62,7 @@ class LRNGrad(Function):
 
 def local_response_norm(x, size=5, alpha=1e-4, beta=0.75, k=2.0):
     """Local response normalisation across the channels (axis 1) of x (N, C, H, W), or of
-    x (N, C, L) as torch reads a 3-D input, as in the AlexNet paper (Krizhevsky et al.
+    x (N, C, L) or (N, C, D, H, W) ..., as torch reads them, as in the AlexNet paper (Krizhevsky et al.
     2012, section 3.3):
 
         b_i = a_i / (k + alpha * sum_{j = i - size//2}^{i + (size-1)//2} a_j^2)^beta
@@ -77,17 +78,17 @@ def local_response_norm(x, size=5, alpha=1e-4, beta=0.75, k=2.0):
     """
     x = as_tensor(x, op='local_response_norm')
     check_float('local_response_norm', input=x)
-    if x.ndim not in (3, 4):
-        raise ValueError(f"local_response_norm: expected a 3-D (N, C, L) or 4-D (N, C, H, W) "
-                         f"input, got shape {x.shape}")
+    if x.ndim < 3:
+        raise ValueError(f"local_response_norm: expected a 3-D (N, C, L), 4-D (N, C, H, W) or "
+                         f"higher input, got shape {x.shape}")
     if not isinstance(size, numbers.Integral) or isinstance(size, bool) or size < 1:
         raise ValueError(f"local_response_norm: size must be a positive int, got {size!r} "
                          f"(input shape {x.shape})")
     alpha, beta, k = (check_number('local_response_norm', name, value)
                       for name, value in (('alpha', alpha), ('beta', beta), ('k', k)))
-    if x.ndim == 3:  # (N, C, L), as torch: the same across channels of an (N, C, L, 1)
-        return LocalResponseNorm(int(size), alpha, beta, k)(x.reshape(*x.shape, 1)).reshape(
-            *x.shape)
+    if x.ndim != 4:  # (N, C, ...) as torch: the same across channels of an (N, C, L, 1)
+        return LocalResponseNorm(int(size), alpha, beta, k)(
+            x.reshape(x.shape[0], x.shape[1], math.prod(x.shape[2:]), 1)).reshape(*x.shape)
     return LocalResponseNorm(int(size), alpha, beta, k)(x)
 
 

@@ -27,6 +27,16 @@ from ..utils import check_float, check_int, output_size, pair
 Pool = namedtuple('Pool', 'kernel stride dilation pads padded out padding')
 
 
+def pool_options(op, kernel_size, stride, padding, dilation):
+    """The options as (h, w) pairs, as PyTorch reads them: an int, a pair or a one-int
+    tuple; ``stride`` None or ``()`` means the kernel size."""
+    kernel = pair(op, 'kernel_size', kernel_size, 1, single=True)
+    no_stride = stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0)
+    stride = kernel if no_stride else pair(op, 'stride', stride, 1, single=True)
+    return (kernel, stride, pair(op, 'padding', padding, 0, single=True),
+            pair(op, 'dilation', dilation, 1, single=True))
+
+
 def _geometry(op, x, kernel_size, stride, padding, dilation, ceil_mode):
     """Check the options against x's (4-D) shape; return the Pool geometry.
 
@@ -34,10 +44,7 @@ def _geometry(op, x, kernel_size, stride, padding, dilation, ceil_mode):
     the last window needs (more than ``padding`` in ceil mode, possibly less in floor mode,
     where trailing rows that no window reaches need no padding at all).
     """
-    kernel = pair(op, 'kernel_size', kernel_size, 1)
-    stride = kernel if stride is None else pair(op, 'stride', stride, 1)
-    pad = pair(op, 'padding', padding, 0)
-    dilation = pair(op, 'dilation', dilation, 1)
+    kernel, stride, pad, dilation = pool_options(op, kernel_size, stride, padding, dilation)
     if any(p > k // 2 for p, k in zip(pad, kernel)):
         raise ValueError(f"{op}: padding {pad} must be at most half the kernel size {kernel} "
                          f"(input shape {x.shape})")

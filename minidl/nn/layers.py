@@ -6,8 +6,9 @@ Parameters are float32; ``model.double()`` converts them.
 """
 import numpy as np
 
-from .. import functional as F
+from .. import backend, functional as F
 from ..functional.loss import REDUCTIONS
+from ..functional.pooling import pool_options
 from ..utils import check_int, check_number, pair
 from . import init
 from .module import Module, Parameter
@@ -150,11 +151,7 @@ class Dropout(Module):
 
 def _check_pool(op, kernel_size, stride, padding, dilation=1):
     """The pooling options checked as F.max_pool2d / F.avg_pool2d will (without an input)."""
-    pair(op, 'kernel_size', kernel_size, 1)
-    if stride is not None:
-        pair(op, 'stride', stride, 1)
-    pair(op, 'padding', padding, 0)
-    pair(op, 'dilation', dilation, 1)
+    pool_options(op, kernel_size, stride, padding, dilation)
 
 
 def _check_flags(op, **flags):
@@ -236,13 +233,14 @@ class LocalResponseNorm(Module):
 class _BatchNorm(Module):
     """Batch normalisation over all axes but the channel axis (1).
 
-    Training: normalise with the batch statistics and update ``running_mean`` /
+    ``affine``: learnable per-channel ``weight`` and ``bias`` (``bias=False``, keyword
+    only as in PyTorch 2.13, keeps the weight alone). Training: normalise with the batch statistics and update ``running_mean`` /
     ``running_var`` (unbiased) with ``momentum``; eval: use the running statistics.
     """
     ranks = ()
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
-                 track_running_stats=True):
+                 track_running_stats=True, *, bias=True):
         super().__init__()
         name = type(self).__name__
         num_features = check_int(name, 'num_features', num_features, 1)
@@ -255,7 +253,7 @@ class _BatchNorm(Module):
         self.register_parameter('weight', Parameter(np.ones(num_features, np.float32))
                                 if affine else None)
         self.register_parameter('bias', Parameter(np.zeros(num_features, np.float32))
-                                if affine else None)
+                                if affine and bias else None)
         self.register_buffer('running_mean', np.zeros(num_features, np.float32)
                              if track_running_stats else None)
         self.register_buffer('running_var', np.ones(num_features, np.float32)
@@ -277,8 +275,8 @@ class _BatchNorm(Module):
 
 
 class BatchNorm1d(_BatchNorm):
-    """Batch norm for (N, C) inputs."""
-    ranks = (2,)
+    """Batch norm for (N, C) inputs, or (N, C, L) with statistics over N and L."""
+    ranks = (2, 3)
 
 
 class BatchNorm2d(_BatchNorm):
@@ -295,6 +293,21 @@ class Softmax(Module):
         return F.softmax(x, self.axis)
 
 
+def _class_weights(weight):
+    """CrossEntropyLoss's weight as a 1-d floating-point array (from a Tensor, an array, a
+    list, or another library's tensor that NumPy can read)."""
+    array = weight.data if isinstance(weight, Tensor) else weight
+    if not backend.is_array(array):
+        try:
+            array = np.asarray(array)
+        except (TypeError, ValueError, RuntimeError):
+            array = None
+    if array is None or array.ndim != 1 or array.dtype.kind != 'f':
+        raise ValueError(f"CrossEntropyLoss: weight must be None or a 1-d floating-point "
+                         f"array or Tensor of per-class weights, got {weight!r}")
+    return array
+
+
 class CrossEntropyLoss(Module):
     """``loss = CrossEntropyLoss()(logits, target)``: F.softmax_cross_entropy as a module,
     with PyTorch's options (its non-deprecated ones, in its order). ``weight`` (C per-class
@@ -303,11 +316,7 @@ class CrossEntropyLoss(Module):
     def __init__(self, weight=None, ignore_index=-100, reduction='mean', label_smoothing=0.0):
         super().__init__()
         if weight is not None:
-            weight = weight.data if isinstance(weight, Tensor) else weight
-            if not hasattr(weight, 'dtype') or weight.ndim != 1 or weight.dtype.kind != 'f':
-                raise ValueError(f"CrossEntropyLoss: weight must be None or a 1-d "
-                                 f"floating-point array or Tensor of per-class weights, got "
-                                 f"{weight!r}")
+            weight = _class_weights(weight)
         self.register_buffer('weight', weight)
         self.ignore_index = check_int('CrossEntropyLoss', 'ignore_index', ignore_index)
         if reduction not in REDUCTIONS:

@@ -1,0 +1,93 @@
+"""Edge cases where minidl follows PyTorch's rules, found by running PyTorch's own test samples
+through minidl (tests/test_torch_samples.py, which needs PyTorch). These say the same
+without PyTorch."""
+import numpy as np
+import pytest
+
+import minidl
+import minidl.functional as F
+from minidl import nn
+
+NAN, INF = float('nan'), float('inf')
+
+
+def grad_of(fn, x, gy=None, **kw):
+    x = minidl.tensor(np.asarray(x, np.float64), requires_grad=True)
+    y = fn(x, **kw)
+    y.backward(minidl.tensor(np.ones(y.shape) if gy is None else np.asarray(gy, np.float64)))
+    return x.grad.numpy()
+
+
+def test_relu_lets_the_gradient_through_a_nan_input_and_zeroes_it_where_x_is_not_positive():
+    g = grad_of(F.relu, [NAN, 2.0, 0.0, -1.0], gy=[3.0, 3.0, INF, INF])
+    np.testing.assert_array_equal(g, [3.0, 3.0, 0.0, 0.0])  # inf * 0 would be NaN
+
+
+def test_abs_gradient_is_the_sign_and_zero_at_nan():
+    np.testing.assert_array_equal(grad_of(F.absolute, [NAN, -2.0, 0.0, 3.0]), [0, -1, 0, 1])
+
+
+def test_pow_gradient_wrt_the_base_is_zero_for_exponent_zero_even_at_zero_nan_inf():
+    np.testing.assert_array_equal(grad_of(lambda x: x ** 0.0, [0.0, NAN, INF, 2.0]), [0] * 4)
+
+
+def test_pow_gradient_wrt_the_exponent_is_zero_at_base_zero_for_exponent_at_least_zero():
+    a = minidl.tensor(np.zeros(3))
+    b = minidl.tensor(np.array([0.0, 1.0, 2.5]), requires_grad=True)
+    (a ** b).sum().backward()
+    np.testing.assert_array_equal(b.grad.numpy(), [0, 0, 0])  # not 0 * log 0 = NaN
+
+
+@pytest.mark.parametrize('pool', [F.max_pool2d, F.avg_pool2d])
+def test_pooling_reads_one_int_tuples_and_an_empty_stride_as_pytorch(pool):
+    x = minidl.tensor(np.random.default_rng(0).standard_normal((1, 2, 7, 7)))
+    want = pool(x, 3, stride=3, padding=1).numpy()
+    np.testing.assert_array_equal(pool(x, (3,), stride=(), padding=(1,)).numpy(), want)
+    assert nn.MaxPool2d((3,), (), (1,))(x).shape == (1, 2, 3, 3)
+
+
+def test_conv2d_still_wants_an_int_or_a_pair_as_pytorch():
+    with pytest.raises(ValueError, match=r"conv2d: padding must be an int or a pair"):
+        F.conv2d(minidl.tensor(np.zeros((1, 1, 4, 4))), minidl.tensor(np.zeros((1, 1, 3, 3))),
+                 padding=(1,))
+
+
+def test_cross_entropy_of_unbatched_logits_is_a_batch_of_one():
+    logits = np.random.default_rng(1).standard_normal(5)
+    one = F.cross_entropy(minidl.tensor(logits[None]), np.array([3]), reduction='none')
+    got = F.cross_entropy(minidl.tensor(logits), np.array(3), reduction='none')
+    assert got.shape == ()
+    np.testing.assert_allclose(got.numpy(), one.numpy()[0])
+    probabilities = np.full(5, 0.2)
+    np.testing.assert_allclose(F.cross_entropy(minidl.tensor(logits), probabilities).numpy(),
+                               F.cross_entropy(minidl.tensor(logits[None]),
+                                               probabilities[None]).numpy())
+
+
+def test_lrn_of_a_5d_input_normalises_across_channels_as_its_3d_view():
+    x = minidl.tensor(np.random.default_rng(2).standard_normal((2, 6, 3, 2, 2)),
+                      requires_grad=True)
+    flat = F.local_response_norm(x.reshape(2, 6, 12), 3, 0.1, 0.75, 1.0).reshape(2, 6, 3, 2, 2)
+    np.testing.assert_allclose(F.local_response_norm(x, 3, 0.1, 0.75, 1.0).numpy(), flat.numpy())
+    assert minidl.gradcheck(lambda t: F.local_response_norm(t, 3, 0.1, 0.75, 1.0), [x])
+
+
+def test_batchnorm1d_takes_n_c_l_with_statistics_over_n_and_l():
+    x = minidl.tensor(np.random.default_rng(3).standard_normal((4, 3, 5)))
+    bn = nn.BatchNorm1d(3).double()
+    y = bn(x).numpy()
+    np.testing.assert_allclose(y.mean(axis=(0, 2)), 0, atol=1e-12)
+    np.testing.assert_allclose(bn.running_mean, 0.1 * x.numpy().mean(axis=(0, 2)))
+
+
+def test_batchnorm_bias_false_keeps_the_weight_alone():
+    bn = nn.BatchNorm2d(3, bias=False)
+    assert bn.weight is not None and bn.bias is None
+    assert [name for name, _ in bn.named_parameters()] == ['weight']
+
+
+def test_cross_entropy_loss_takes_class_weights_as_a_list():
+    loss = nn.CrossEntropyLoss(weight=[1.0, 2.0, 0.5])
+    assert loss.weight.dtype == np.float64 and loss.weight.shape == (3,)
+    with pytest.raises(ValueError, match=r"CrossEntropyLoss: weight must be None or a 1-d"):
+        nn.CrossEntropyLoss(weight=[[1.0]])

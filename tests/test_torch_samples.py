@@ -1,0 +1,406 @@
+"""PyTorch's own test samples, run through minidl.
+
+PyTorch tests each of its operators on the inputs of its OpInfo database
+(``torch.testing._internal.common_methods_invocations.op_db``): odd and empty shapes, 0-D
+tensors, broadcasting, NaN and inf, non-contiguous views, every keyword. ``OPS`` below
+says how each of those PyTorch ops is called in minidl. The contract, for every sample:
+
+- minidl's output equals PyTorch's, and so does the gradient of every input for a random
+  output gradient (float64: 1e-9 of the largest value; float32: 2e-5); or
+- minidl refuses the sample with one clear error that names the op (ValueError, TypeError
+  or NotImplementedError), and the refusal is one of those listed in ``REFUSED`` with its
+  reason. Never another exception from inside NumPy, never a different number.
+
+And for PyTorch's error samples (``op.error_inputs``, inputs PyTorch rejects): minidl
+rejects them too, with such an error, or computes what PyTorch's rule would compute
+where minidl deliberately accepts more (``ACCEPTED``).
+
+Skipped without PyTorch (and its test helper ``expecttest``, in the ``test`` extra).
+"""
+import re
+
+import numpy as np
+import pytest
+
+import minidl
+import minidl.functional as F
+
+pytestmark = pytest.mark.filterwarnings('ignore::UserWarning')  # PyTorch's, on its samples
+torch = pytest.importorskip('torch')
+pytest.importorskip('expecttest')  # torch.testing._internal imports it
+op_db = pytest.importorskip('torch.testing._internal.common_methods_invocations').op_db
+
+CLEAR_ERRORS = (ValueError, TypeError, NotImplementedError)
+TOLERANCE = {torch.float64: 1e-9, torch.float32: 2e-5}
+
+
+def _dims(kwargs):
+    """PyTorch's dim/keepdim as minidl's (NumPy's) axis/keepdims."""
+    names = {'dim': 'axis', 'keepdim': 'keepdims'}
+    return {names.get(k, k): v for k, v in kwargs.items()}
+
+
+def _swap(x, dim0=None, dim1=None):
+    """torch.transpose(x, dim0, dim1) as the permutation minidl's transpose takes."""
+    if x.ndim == 0:
+        return F.transpose(x)
+    axes = list(range(x.ndim))
+    axes[dim0 % x.ndim], axes[dim1 % x.ndim] = axes[dim1 % x.ndim], axes[dim0 % x.ndim]
+    return F.transpose(x, *axes)
+
+
+def _lrn(x, size, alpha=1e-4, beta=0.75, k=1.0):
+    """PyTorch divides alpha by size (it averages the squares): minidl's alpha is its alpha / size."""
+    return F.local_response_norm(x, size, alpha / size, beta, k)
+
+
+# PyTorch's op name -> (minidl's name for it, how minidl is called with the sample's input,
+# args and kwargs, all torch tensors turned into minidl tensors)
+OPS = {
+    'nn.functional.conv2d': ('conv2d', F.conv2d),
+    'nn.functional.max_pool2d': ('max_pool2d', F.max_pool2d),
+    'nn.functional.avg_pool2d': ('avg_pool2d', F.avg_pool2d),
+    'nn.functional.local_response_norm': ('local_response_norm', _lrn),
+    'nn.functional.batch_norm': ('batch_norm', F.batch_norm),
+    'nn.functional.dropout': ('dropout', F.dropout),
+    'nn.functional.cross_entropy': ('cross_entropy', F.cross_entropy),
+    'nn.functional.mse_loss': ('mse_loss', F.mse_loss),
+    'nn.functional.linear': ('linear', F.linear),
+    'nn.functional.gelu': ('gelu', F.gelu),
+    'nn.functional.relu': ('relu', F.relu),
+    'nn.functional.pad': ('pad', F.pad),
+    'softmax': ('softmax', lambda x, *a, **k: F.softmax(x, *a, **_dims(k))),
+    'log_softmax': ('log_softmax', lambda x, *a, **k: F.log_softmax(x, *a, **_dims(k))),
+    'tanh': ('tanh', F.tanh),
+    'sigmoid': ('sigmoid', F.sigmoid),
+    'exp': ('exp', F.exp),
+    'log': ('log', F.log),
+    'sqrt': ('sqrt', F.sqrt),
+    'abs': ('abs', F.absolute),
+    'neg': ('neg', F.neg),
+    'add': ('add', F.add),
+    'sub': ('sub', F.sub),
+    'mul': ('mul', F.mul),
+    'div': ('div', F.div),
+    'pow': ('pow', F.pow),
+    'matmul': ('matmul', F.matmul),
+    'sum': ('sum', lambda x, *a, **k: F.sum(x, *a, **_dims(k))),
+    'mean': ('mean', lambda x, *a, **k: F.mean(x, *a, **_dims(k))),
+    'amax': ('max', lambda x, *a, **k: F.max(x, *a, **_dims(k))),
+    'argmax': ('argmax', lambda x, *a, **k: F.argmax(x, *a, **_dims(k))),
+    'reshape': ('reshape', F.reshape),
+    'flatten': ('flatten', lambda x, start_dim=0, end_dim=-1: F.flatten(x, start_dim, end_dim)),
+    'transpose': ('transpose', _swap),
+    'permute': ('transpose', lambda x, dims: F.transpose(x, *dims)),
+    'broadcast_to': ('broadcast_to', F.broadcast_to),
+    'cat': ('concat', lambda xs, dim=0: F.cat(xs, dim)),
+    '__getitem__': ('getitem', F.getitem),
+    'max': ('max', F.max),  # the variant without dim (with dim PyTorch returns indices too)
+    'T': ('transpose', lambda x: x.T),
+    # Tensor's reflected operators: sample.input is self, so x.__radd__(y) is y + x
+    **{name: (name[3:-2].replace('div', 'truediv'), getattr(minidl.Tensor, name.replace(
+        'div', 'truediv'))) for name in ('__radd__', '__rsub__', '__rmul__', '__rdiv__',
+                                         '__rpow__', '__rmatmul__')},
+}
+VARIANTS = ('', 'no_rounding_mode', 'constant', 'reduction_no_dim')  # the variants minidl has
+
+# (op, a pattern of minidl's message): samples minidl refuses on purpose, and why
+REFUSED = {
+    # momentum outside [0, 1] is refused even in evaluation mode, where PyTorch ignores it
+    'nn.functional.batch_norm': [r"momentum must be a number in \[0, 1\], got -1\.",
+                                 # a 1-D input has no channel axis (PyTorch: an empty batch)
+                                 r"expected a 2-D .* input, got shape \(0,\)"],
+    # PyTorch's legacy rule lets an empty 1-D tensor join tensors of any shape
+    'cat': [r"concat: axis 1 is out of range for a tensor of shape \(0,\)",
+            r"concat: shapes \[\(0,\), \(3, 2, 2\), \(0,\)\] differ outside axis 0"],
+    # flatten of a 0-D or 1-D tensor from dim 1, which it does not have
+    'flatten': [r"flatten: start_dim .* is out of range"],
+}
+
+
+def _ops():
+    return [pytest.param(op, id=op.name) for op in op_db
+            if op.name in OPS and op.variant_test_name in VARIANTS]
+
+
+class Leaves:
+    """torch tensors turned into minidl tensors, remembering the pairs that need a gradient."""
+
+    def __init__(self):
+        self.pairs = []
+
+    def __call__(self, value):
+        if isinstance(value, torch.Tensor):
+            grad = value.requires_grad and value.is_floating_point()
+            ours = minidl.tensor(value.detach().numpy().copy(), requires_grad=grad)
+            if grad:
+                self.pairs.append((value, ours))
+            return ours
+        if isinstance(value, (list, tuple)) and value and all(
+                isinstance(v, torch.Tensor) for v in value):
+            return type(value)(self(v) for v in value)
+        return value
+
+    def convert(self, sample):
+        """The sample's (args, kwargs) as minidl takes them."""
+        return ([self(sample.input), *map(self, sample.args)],
+                {k: self(v) for k, v in sample.kwargs.items()})
+
+
+def _random_dropout(sample):
+    p = sample.kwargs.get('p', 0.5)
+    return sample.kwargs.get('training', True) and 0 < p < 1
+
+
+def _check_dropout(ours, theirs, leaves, dtype, p):
+    """A random dropout sample: other random numbers than PyTorch's, so the rule instead:
+    each output is 0 or x / (1 - p), and the gradient is the output gradient through the
+    same mask, scaled the same."""
+    (x, leaf), = leaves.pairs
+    x, y = x.detach().numpy(), ours.numpy()
+    kept = y != 0
+    expected = np.where(kept, x / (1 - p), 0)
+    if (diff := _close(y, torch.from_numpy(expected), TOLERANCE[dtype])) is not None:
+        return f"dropout output: {diff}"
+    gradient = np.random.default_rng(0).standard_normal(y.shape).astype(y.dtype)
+    ours.backward(minidl.tensor(gradient))
+    expected = np.where(kept, gradient / (1 - p), 0)
+    seen = x != 0  # where x = 0 the output is 0 either way: the mask is not seen
+    return _close(np.where(seen, leaf.grad.numpy(), expected), torch.from_numpy(expected),
+                  TOLERANCE[dtype])
+
+
+def _numpy(x):
+    return x.numpy() if isinstance(x, (minidl.Tensor, torch.Tensor)) else np.asarray(x)
+
+
+def _close(ours, theirs, rtol):
+    ours, theirs = _numpy(ours), _numpy(theirs.detach())
+    if ours.shape != theirs.shape:
+        return f"shape {ours.shape}, PyTorch {theirs.shape}"
+    if ours.dtype != theirs.dtype and theirs.dtype.kind == 'f':
+        return f"dtype {ours.dtype}, PyTorch {theirs.dtype}"
+    finite = np.isfinite(theirs)
+    scale = max(1.0, float(np.abs(theirs[finite]).max())) if finite.any() else 1.0
+    same = (np.abs(ours - theirs) <= rtol * scale) | (ours == theirs) | (
+        np.isnan(ours) & np.isnan(theirs))
+    if not same.all():
+        where = tuple(np.argwhere(~same)[0])
+        return f"at {where}: {ours[where]!r}, PyTorch {theirs[where]!r}"
+    return None
+
+
+def _refusal_allowed(op, message):
+    return any(re.search(p, message) for p in REFUSED.get(op.name, []))
+
+
+def run_sample(op, sample, dtype):
+    """None if minidl agrees with PyTorch on this sample (or refuses it as REFUSED allows),
+    else what differs."""
+    name, call = OPS[op.name]
+    try:
+        want = op(sample.input, *sample.args, **sample.kwargs)
+    except Exception:  # noqa: BLE001 - not a sample PyTorch itself computes
+        return None
+    if want is NotImplemented:  # a reflected operator declining a sample
+        return None
+    leaves = Leaves()
+    args = leaves.convert(sample)
+    try:
+        got = call(*args[0], **args[1])
+    except CLEAR_ERRORS as e:
+        if name in str(e) and _refusal_allowed(op, str(e)):
+            return None
+        return f"refused: {type(e).__name__}: {e}"
+    except Exception as e:  # noqa: BLE001 - the failure this test is for
+        return f"crashed: {type(e).__name__}: {e}"
+    if op.name == 'nn.functional.dropout' and _random_dropout(sample):
+        return _check_dropout(got, want, leaves, dtype, sample.kwargs.get('p', 0.5))
+    outputs = zip(got if isinstance(got, tuple) else (got,),
+                  want if isinstance(want, tuple) else (want,))
+    for i, (ours, theirs) in enumerate(outputs):
+        if (diff := _close(ours, theirs, TOLERANCE[dtype])) is not None:
+            return f"output {i}: {diff}"
+    return _compare_gradients(got[0] if isinstance(got, tuple) else got,
+                              want[0] if isinstance(want, tuple) else want, leaves, dtype)
+
+
+def _compare_gradients(ours, theirs, leaves, dtype):
+    if not leaves.pairs or not theirs.requires_grad:
+        return None
+    gradient = torch.randn(theirs.shape, dtype=theirs.dtype,
+                           generator=torch.Generator().manual_seed(0))
+    inputs = [t for t, _ in leaves.pairs]
+    try:
+        expected = torch.autograd.grad(theirs, inputs, gradient, allow_unused=True)
+    except RuntimeError:  # PyTorch cannot differentiate this sample itself
+        return None
+    if any(g is None for g in expected):  # e.g. a leaf with zero strides, not in the graph
+        return None
+    try:
+        ours.backward(minidl.tensor(gradient.numpy().copy()))
+    except Exception as e:  # noqa: BLE001
+        return f"backward crashed: {type(e).__name__}: {e}"
+    for k, ((_, leaf), g) in enumerate(zip(leaves.pairs, expected)):
+        got = leaf.grad if leaf.grad is not None else np.zeros(leaf.shape, leaf.dtype)
+        if (diff := _close(got, g, TOLERANCE[dtype] * 10)) is not None:
+            return f"gradient of input {k}: {diff}"
+    return None
+
+
+def _error_inputs(op):
+    try:
+        return list(op.error_inputs('cpu') or [])
+    except TypeError:  # the op has no error inputs
+        return []
+
+
+def _failures(op, dtype, samples):
+    failures = []
+    for sample in samples:
+        with np.errstate(all='ignore'):
+            problem = run_sample(op, sample, dtype)
+        if problem is not None:
+            failures.append(f"{sample.summary() if hasattr(sample, 'summary') else sample}"
+                            f"\n    -> {problem}")
+    return failures
+
+
+@pytest.mark.parametrize('op', _ops())
+def test_pytorch_samples_float64(op):
+    samples = list(op.reference_inputs('cpu', torch.float64, requires_grad=True))
+    failures = _failures(op, torch.float64, samples)
+    assert not failures, f"{len(failures)} of {len(samples)} samples:\n" + "\n".join(failures[:5])
+
+
+@pytest.mark.parametrize('op', _ops())
+def test_pytorch_samples_float32(op):
+    """The float32 kernels (another erf, BLAS in single precision, the fast paths) on the
+    same samples."""
+    if torch.float32 not in op.supported_dtypes('cpu'):
+        pytest.skip(f"PyTorch has no float32 {op.name}")
+    samples = list(op.sample_inputs('cpu', torch.float32, requires_grad=True))
+    failures = _failures(op, torch.float32, samples)
+    assert not failures, f"{len(failures)} of {len(samples)} samples:\n" + "\n".join(failures[:5])
+
+
+@pytest.mark.parametrize('op', [p for p in _ops() if _error_inputs(p.values[0])])
+def test_pytorch_error_samples(op):
+    """Inputs PyTorch rejects: minidl rejects them too, with one clear error naming the op."""
+    errors = _error_inputs(op)
+    name, call = OPS[op.name]
+    failures = []
+    for error in errors:
+        sample = error.sample_input
+        if 'out' in sample.kwargs or not _has_tensor(sample.input):
+            continue  # about torch's out= or its Python signature, which minidl does not mirror
+        try:
+            args, kwargs = Leaves().convert(sample)
+        except ValueError:  # e.g. 65 dimensions: NumPy holds at most 64
+            continue
+        try:
+            with np.errstate(all='ignore'):
+                call(*args, **kwargs)
+        except CLEAR_ERRORS as e:
+            if name not in str(e):
+                failures.append(f"{sample.summary()}\n    -> message without {name!r}: {e}")
+            continue
+        except Exception as e:  # noqa: BLE001
+            failures.append(f"{sample.summary()}\n    -> {type(e).__name__}: {e}")
+            continue
+        if not any(re.search(p, error.error_regex or '') for p in ACCEPTED.get(op.name, [])):
+            failures.append(f"{sample.summary()}\n    -> accepted; PyTorch: "
+                            f"{error.error_type.__name__} {error.error_regex!r}")
+    assert not failures, f"{len(failures)} of {len(errors)} error samples:\n" + \
+        "\n".join(failures[:5])
+
+
+def _has_tensor(value):
+    """A tensor, or a list of them (cat's input)."""
+    return isinstance(value, torch.Tensor) or (isinstance(value, (list, tuple)) and any(
+        isinstance(v, torch.Tensor) for v in value))
+
+
+ACCEPTED = {}  # (op: patterns of PyTorch's error message) inputs minidl accepts on purpose
+
+
+# ----------------------------------------------------------------------------- modules
+# PyTorch's ModuleInfo database: each layer built with PyTorch's constructor arguments, in
+# training and in evaluation mode, given PyTorch's weights (its state dict), then fed
+# PyTorch's inputs. Outputs, the gradients of the inputs and of every parameter, and the
+# buffers after the call (BatchNorm's running statistics) must equal PyTorch's.
+module_db = pytest.importorskip('torch.testing._internal.common_modules').module_db
+
+MODULE_REFUSED = {
+    # PyTorch's cumulative running average (momentum=None) is not implemented
+    'BatchNorm1d': [r"momentum=None \(PyTorch's cumulative average\) is not supported",
+                    # an empty batch has no statistics to normalise with
+                    r"expected more than 1 value per channel when training, got input "
+                    r"shape \(0,"],
+}
+MODULE_REFUSED['BatchNorm2d'] = MODULE_REFUSED['BatchNorm1d']
+
+
+def _modules():
+    return [pytest.param(info, id=info.module_cls.__name__) for info in module_db
+            if hasattr(minidl.nn, info.module_cls.__name__)]
+
+
+def _our_module(name, args, kwargs):
+    """minidl's layer for PyTorch's constructor arguments (tensors as NumPy arrays)."""
+    args = [a.detach().numpy() if isinstance(a, torch.Tensor) else a for a in args]
+    kwargs = {k: v.detach().numpy() if isinstance(v, torch.Tensor) else v
+              for k, v in kwargs.items()}
+    if name == 'LocalResponseNorm':  # PyTorch's alpha is per channel of the window, k 1
+        size, alpha, beta, k = (list(args) + [1e-4, 0.75, 1.0][len(args) - 1:])[:4]
+        args = [size, kwargs.pop('alpha', alpha) / size, kwargs.pop('beta', beta),
+                kwargs.pop('k', k)]
+    return getattr(minidl.nn, name)(*args, **kwargs)
+
+
+def run_module_sample(info, sample, training):
+    """None if minidl's layer agrees with PyTorch's on this sample, else what differs."""
+    name = info.module_cls.__name__
+    ctor, call = sample.constructor_input, sample.forward_input
+    try:
+        theirs = info.module_cls(*ctor.args, **ctor.kwargs).to(torch.float64).train(training)
+        before = {k: v.detach().numpy().copy() for k, v in theirs.state_dict().items()
+                  if not k.endswith('num_batches_tracked')}
+        want = theirs(*call.args, **call.kwargs)
+    except Exception:  # noqa: BLE001 - not a sample PyTorch itself computes
+        return None
+    leaves = Leaves()
+    inputs = [leaves(a) for a in call.args] + [leaves(v) for v in call.kwargs.values()]
+    try:
+        ours = _our_module(name, ctor.args, ctor.kwargs).double().train(training)
+        ours.load_state_dict(before)
+        got = ours(*inputs)
+    except CLEAR_ERRORS as e:
+        if any(re.search(p, str(e)) for p in MODULE_REFUSED.get(name, [])):
+            return None
+        return f"refused: {type(e).__name__}: {e}"
+    except Exception as e:  # noqa: BLE001
+        return f"crashed: {type(e).__name__}: {e}"
+    got, want = (got[0], want[0]) if isinstance(want, tuple) else (got, want)
+    if (diff := _close(got, want, TOLERANCE[torch.float64])) is not None:
+        return f"output: {diff}"
+    for key, value in theirs.state_dict().items():
+        if key in ours.state_dict() and (diff := _close(ours.state_dict()[key], value, 1e-9)):
+            return f"{key} after the call: {diff}"
+    params = dict(theirs.named_parameters())
+    leaves.pairs += [(params[k], p) for k, p in ours.named_parameters() if p.requires_grad]
+    return _compare_gradients(got, want, leaves, torch.float64)
+
+
+@pytest.mark.parametrize('training', [True, False], ids=['train', 'eval'])
+@pytest.mark.parametrize('info', _modules())
+def test_pytorch_module_samples(info, training):
+    samples = info.module_inputs_func(info, device='cpu', dtype=torch.float64,
+                                      requires_grad=True, training=training)
+    failures = []
+    for sample in samples:
+        with np.errstate(all='ignore'):
+            problem = run_module_sample(info, sample, training)
+        if problem is not None:
+            failures.append(f"{sample.constructor_input} {sample.forward_input}\n    -> {problem}")
+    assert not failures, f"{len(failures)} of {len(samples)} samples:\n" + "\n".join(failures[:5])
