@@ -213,7 +213,8 @@ def test_trains_module_parameters_from_a_generator():
     (lambda ps: SGD(ps, lr=0.1, weight_decay=-1e-4), r"SGD: invalid weight_decay"),
     (lambda ps: SGD(ps, lr=0.1, nesterov=True), r"Nesterov momentum requires"),
     (lambda ps: SGD(ps, lr=0.1, momentum=0.9, dampening=0.1, nesterov=True), r"Nesterov"),
-    (lambda ps: SGD([{'params': ps}]), r"required optimization parameter lr"),
+    (lambda ps: minidl.optim.Optimizer([{'params': ps}], {'lr': minidl.optim.optimizer.required}),
+     r"required optimization parameter lr"),
     (lambda ps: SGD([{'params': ps[:1]}, {'params': ps[1:], 'lr': -1}], lr=0.1), r"invalid lr -1"),
     (lambda ps: Adam(ps, lr=-1e-3), r"Adam: invalid lr -0\.001"),
     (lambda ps: Adam(ps, eps=-1.0), r"Adam: invalid eps -1\.0"),
@@ -392,3 +393,54 @@ def test_cpu_checkpoint_resumes_on_gpu_and_back(cls, kw):
     run(opt_cpu, back, range(4, STEPS))
     for a, b in zip(straight, back):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-12, atol=1e-14)
+
+
+# -- PyTorch 2's options: SGD's default lr, maximize, amsgrad
+def test_sgd_lr_defaults_to_1e_3_as_pytorch_2():
+    assert SGD([minidl.tensor(np.zeros(2), requires_grad=True)]).param_groups[0]['lr'] == 1e-3
+
+
+@pytest.mark.parametrize('make', [lambda ps: SGD(ps, lr=0.1, maximize=True),
+                                  lambda ps: Adam(ps, lr=0.1, maximize=True),
+                                  lambda ps: AdamW(ps, lr=0.1, maximize=True)])
+def test_maximize_steps_up_the_gradient_as_minimizing_its_negative(make):
+    g = np.array([0.5, -2.0, 3.0])
+    up, down = (minidl.tensor(np.ones(3), requires_grad=True) for _ in range(2))
+    for p, grad, maximize in ((up, g, True), (down, -g, False)):
+        optimizer = make([p])
+        optimizer.param_groups[0]['maximize'] = maximize
+        p.grad = minidl.tensor(grad)
+        optimizer.step()
+    np.testing.assert_array_equal(up.numpy(), down.numpy())
+    assert (up.numpy()[g > 0] > 1).all()
+
+
+def test_amsgrad_divides_by_the_largest_second_moment_so_far():
+    p = minidl.tensor(np.zeros(1), requires_grad=True)
+    optimizer = Adam([p], lr=0.1, betas=(0.0, 0.5), eps=0.0, amsgrad=True)
+    v = v_max = value = 0.0
+    for t, g in enumerate([4.0, 0.1, 0.1], start=1):  # beta1 = 0: the step uses g itself
+        p.grad = minidl.tensor(np.array([g]))
+        optimizer.step()
+        v = 0.5 * v + 0.5 * g * g
+        v_max = max(v_max, v)
+        value -= 0.1 / (1 - 0.0 ** t) * g / (np.sqrt(v_max) / np.sqrt(1 - 0.5 ** t))
+        np.testing.assert_allclose(p.numpy(), [value], rtol=1e-12)
+    np.testing.assert_allclose(optimizer.state[p]['max_exp_avg_sq'], [8.0])
+
+
+def test_a_state_dict_saved_before_maximize_and_amsgrad_existed_still_loads():
+    p = minidl.tensor(np.ones(2), requires_grad=True)
+    old = Adam([p]).state_dict()
+    for group in old['param_groups']:
+        del group['maximize'], group['amsgrad']
+    optimizer = Adam([p], amsgrad=True)
+    optimizer.load_state_dict(old)
+    assert optimizer.param_groups[0]['amsgrad'] is False
+    assert optimizer.param_groups[0]['maximize'] is False
+
+
+@pytest.mark.parametrize('make', [lambda ps: SGD(ps, maximize=1), lambda ps: Adam(ps, amsgrad='yes')])
+def test_flags_must_be_booleans(make):
+    with pytest.raises(TypeError, match=r"(SGD|Adam): (maximize|amsgrad) must be True or False"):
+        make([minidl.tensor(np.ones(2), requires_grad=True)])

@@ -404,3 +404,38 @@ def test_pytorch_module_samples(info, training):
         if problem is not None:
             failures.append(f"{sample.constructor_input} {sample.forward_input}\n    -> {problem}")
     assert not failures, f"{len(failures)} of {len(samples)} samples:\n" + "\n".join(failures[:5])
+
+
+# ----------------------------------------------------------------------------- optimizers
+# PyTorch's OptimizerInfo database: each optimizer with each of PyTorch's test settings
+# (maximize, amsgrad, nesterov, dampening, weight decay, ...), five steps on parameters of
+# several shapes with the same gradients: the parameters after every step equal PyTorch's.
+optim_db = pytest.importorskip('torch.testing._internal.common_optimizers').optim_db
+SHAPES = [(3, 4), (5,), (), (2, 1, 3)]
+
+
+def _settings():
+    return [pytest.param(info, setting, id=f"{info.optim_cls.__name__}-{setting.desc}")
+            for info in optim_db if hasattr(minidl.optim, info.optim_cls.__name__)
+            for setting in info.optim_inputs_func(device='cpu')]
+
+
+@pytest.mark.parametrize('info, setting', _settings())
+def test_pytorch_optimizer_settings(info, setting):
+    rng = np.random.default_rng(0)
+    values = [rng.standard_normal(shape) for shape in SHAPES]
+    theirs = [torch.tensor(v, requires_grad=True) for v in values]
+    ours = [minidl.tensor(v.copy(), requires_grad=True) for v in values]
+    kwargs = {k: float(v) if isinstance(v, torch.Tensor) else v  # a tensor lr: its value
+              for k, v in setting.kwargs.items()}
+    torch_optimizer = info.optim_cls(theirs, **setting.kwargs)
+    our_optimizer = getattr(minidl.optim, info.optim_cls.__name__)(ours, **kwargs)
+    for step in range(5):
+        for t, p in zip(theirs, ours):
+            g = rng.standard_normal(t.shape)
+            t.grad, p.grad = torch.tensor(g), minidl.tensor(g.copy())
+        torch_optimizer.step()
+        our_optimizer.step()
+        for k, (t, p) in enumerate(zip(theirs, ours)):
+            np.testing.assert_allclose(p.numpy(), t.detach().numpy(), rtol=1e-12, atol=1e-14,
+                                       err_msg=f"parameter {k} after step {step + 1}")

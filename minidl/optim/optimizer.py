@@ -30,6 +30,10 @@ class Optimizer:
     and may check a group's hyper-parameters in ``_check_group``.
     """
     _state_keys = ()     # what a stepped parameter's state holds (it may also be empty)
+    _optional_state = ()  # what it may hold besides, by an option (Adam's amsgrad)
+    # options added after minidl first saved optimizers, with the value that means what
+    # minidl did before them: a state dict without them gets it (as PyTorch's __setstate__)
+    _later_options = {}
     _scalar_state = ()   # the entries of it that are numbers; the others are arrays like p
 
     def __init__(self, params, defaults):
@@ -91,6 +95,12 @@ class Optimizer:
 
     def _check_group(self, group):
         """Raise ValueError for invalid hyper-parameters in ``group``."""
+
+    def _check_flags(self, group, *names):
+        for name in names:
+            if not isinstance(group[name], (bool, np.bool_)):
+                raise ArgumentTypeError(f"{self._name}: {name} must be True or False, got "
+                                        f"{group[name]!r}")
 
     def _check_nonnegative(self, group, *names):
         for name in names:
@@ -161,6 +171,8 @@ class Optimizer:
                                  f"in the state dict, {len(group['params'])} here")
             by_index.update(zip(indices, group['params']))
             new = {k: _plain(v) for k, v in saved.items() if k != 'params'}
+            for name, before in self._later_options.items():  # saved before they existed
+                new.setdefault(name, before)
             missing = [k for k in self.defaults if k not in new]
             if missing:
                 raise ValueError(f"{where}: parameter group {i} lacks {missing}")
@@ -187,9 +199,12 @@ class Optimizer:
         """The checked entries of one parameter's state (arrays not yet moved)."""
         if not isinstance(entries, dict):
             raise ValueError(f"{where}: state must be a dict, got {type(entries).__name__}")
-        if entries and set(entries) != set(self._state_keys):
+        needed, allowed = set(self._state_keys), set(self._state_keys + self._optional_state)
+        if entries and not needed <= set(entries) <= allowed:
+            optional = f" (and optionally {sorted(self._optional_state)})" \
+                if self._optional_state else ''
             raise ValueError(f"{where}: state has entries {sorted(entries)}, expected "
-                             f"{sorted(self._state_keys)}")
+                             f"{sorted(self._state_keys)}{optional}")
         out = {}
         for name, value in entries.items():
             value = value.data if isinstance(value, Tensor) else value
