@@ -9,8 +9,10 @@
     minidl graph --model alexnet-cifar --out step.svg
 
 Bad input (unknown model, dataset or device, impossible settings, missing data, a corrupt
-run directory) is a one-line error and exit status 2, never a traceback; a failed read or
-write (a full disk, no permission) is one line naming the file and exit status 1.
+run directory, and what the parser itself refuses: an unknown option or choice, a missing
+or malformed value, an extra word) is a one-line error and exit status 2, never a
+traceback or a usage block; a failed read or write (a full disk, no permission) is one
+line naming the file and exit status 1. ``--help`` prints the whole help.
 """
 import argparse
 import datetime
@@ -18,6 +20,7 @@ import json
 import math
 import numbers
 import os
+import re
 import sys
 import warnings
 
@@ -62,13 +65,83 @@ class UsageError(Exception):
     """A problem with what the user asked for: printed as one line."""
 
 
+# a negative number in any notation float() reads: -1, -.5, -1e-4, -5E-4, -inf, -nan
+NEGATIVE_NUMBER = re.compile(r'^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$|^-(inf|infinity|nan)$',
+                             re.IGNORECASE)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with the command's rules: an error is one line (``minidl train: error:
+    argument --epochs: invalid int value: 'x' (see `minidl train --help`)``, exit status
+    2), not the usage block; an extra word is named by its sub-command; and a negative
+    number is a value in any notation (``--weight-decay -1e-4``, ``--momentum -inf``:
+    argparse alone reads only ``-1`` and ``-0.5`` as numbers, the rest as option names).
+    Sub-command parsers are of this class too."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = NEGATIVE_NUMBER
+
+    def error(self, message):
+        message = ' '.join(str(message).split())
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+    def parse_args(self, args=None, namespace=None):
+        argv = list(sys.argv[1:] if args is None else args)
+        parsed, extra = self.parse_known_args(argv, namespace)
+        if extra:  # named by the sub-command they were given to (after its name)
+            target = self
+            for action in self._actions:
+                if isinstance(action, argparse._SubParsersAction):
+                    name = getattr(parsed, action.dest, None)
+                    if name in argv and not set(extra) & set(argv[:argv.index(name)]):
+                        target = action.choices.get(name, self)
+            target.error(f"unrecognized arguments: {' '.join(extra)}")
+        return parsed
+
+
 # ----------------------------------------------------------------------------- set-up
 def settings(args):
     """Command-line values over the model's defaults over the generic defaults."""
     merged = {**GENERIC, **MODEL_DEFAULTS.get(args.model, {})}
-    merged.update(_given(args))
+    given = _given(args)
+    merged.update(given)
     check_settings(merged)
+    _check_used(merged, given)
     return merged
+
+
+def _check_used(cfg, given):
+    """UsageError for a setting given on the command line that the run would not use, or
+    not as asked, naming the option it conflicts with. (Defaults are left alone: Adam
+    ignoring the generic momentum 0.9 is no surprise, nor is a model's one-epoch warm-up in
+    a one-epoch run.)"""
+    def shown(key):
+        value = cfg[key]
+        text = f"--{key.replace('_', '-')} {value:g}" if isinstance(value, float) \
+            else f"--{key.replace('_', '-')} {value}"
+        if key in given:
+            return text
+        if key in MODEL_DEFAULTS.get(cfg['model'], {}):
+            return f"{text} ({cfg['model']}'s default)"
+        return f"{text} (the default)"
+
+    if 'momentum' in given and cfg['optimizer'] != 'sgd':
+        raise UsageError(f"{shown('momentum')} is for --optimizer sgd, and this run uses "
+                         f"{shown('optimizer')}, which has no momentum setting (its betas "
+                         f"are fixed at 0.9, 0.999): leave out --momentum or add "
+                         f"--optimizer sgd")
+    if given.get('warmup'):
+        if cfg['schedule'] in ('plateau', 'triangle'):
+            why = ('has no warm-up' if cfg['schedule'] == 'plateau'
+                   else 'warms up itself')
+            raise UsageError(f"--warmup does not apply to {shown('schedule')}, which {why}: "
+                             f"leave out {shown('warmup')} or choose another --schedule")
+        if cfg['warmup'] >= cfg['epochs']:
+            raise UsageError(f"{shown('warmup')} must be shorter than {shown('epochs')}: "
+                             f"the learning rate would never reach {shown('lr')} "
+                             f"and the {cfg['schedule']} schedule would not begin; use "
+                             f"at most {cfg['epochs'] - 1} warm-up epochs or more --epochs")
 
 
 def _given(args):
@@ -172,6 +245,14 @@ def build_data(cfg, rank=0, world=1):
         kind, extra = FashionMNIST, {}
     train = kind(root=cfg.get('data'), train=True, **extra)
     test = kind(root=cfg.get('data'), train=False, **extra)
+    for key, split, dataset in (('train_size', 'training', train), ('test_size', 'test', test)):
+        size = cfg.get(key)
+        if size is not None and size > len(dataset):  # (not all of them, as if unset)
+            subset = f" ({', '.join(dataset.classes)})" if classes else ''
+            raise UsageError(f"--{key.replace('_', '-')} {size} is more than the "
+                             f"{len(dataset)} {split} images of {cfg['dataset']}{subset} in "
+                             f"{dataset.folder}: use at most {len(dataset)}, or leave it "
+                             f"out for all of them")
     _limit(train, cfg.get('train_size'), cfg['seed'])
     _limit(test, cfg.get('test_size'), cfg['seed'])
     pad = (32 - train.images.shape[-1]) // 2  # Fashion-MNIST's 28x28 are padded to 32
@@ -291,6 +372,7 @@ def cmd_train(args):
             raise UsageError(f"{cfg['out']} already holds a run: add --resume to continue it "
                              f"or choose another --out")
     _check_device(cfg['device'])
+    _check_data_holds(args.data, cfg['dataset'], (True, False))
     if world > 1 and cfg['batch_size'] % world:
         raise UsageError(f"--batch-size {cfg['batch_size']} is the global batch and must be "
                          f"divisible by the {world} ranks")
@@ -369,6 +451,7 @@ def cmd_eval(args):
     if args.data is not None:
         cfg['data'] = args.data
     _check_device(cfg['device'])
+    _check_data_holds(args.data, cfg['dataset'], (False,))
     model, test, loader = _restore(cfg, state)
     from .train import Trainer
     result = Trainer(model, None, None).evaluate(loader, tta=args.tta)
@@ -433,6 +516,7 @@ def cmd_study(args):
     device = args.device or 'cpu'
     _check_device(device)
     _check_data_option(args.data)
+    _check_data_holds(args.data, 'cifar10', (True, False))  # (every study's data)
     if args.out is not None and not args.out.strip():
         raise UsageError(f"--out must name a result directory, got {args.out!r}")
     out = args.out or os.path.join('studies', args.name)
@@ -475,8 +559,11 @@ def cmd_graph(args):
 
 
 def cmd_demo(args):
-    from .demo import main
-    main(args.rest)
+    from . import demo
+    problem = demo.check(args)
+    if problem:
+        raise UsageError(problem)
+    demo.run(args.epochs, args.seed)
     return 0
 
 
@@ -536,6 +623,22 @@ def _check_data_option(data):
     else:
         return
     raise UsageError(f"--data must be an existing directory, got {data!r}{why}")
+
+
+def _check_data_holds(data, dataset, splits):
+    """An explicit ``--data`` is the only place looked at: when it lacks a split of the
+    data set, one line saying what is missing there and how to provide it, rather than
+    data found in $MINIDL_DATA or the cache (or a download into the folder). Checked
+    before the data set is read, which then finds the files there first."""
+    if data is None:
+        return
+    from .data.datasets import missing_from
+    for train in splits:
+        problem = missing_from(dataset, data, train)
+        if problem:
+            raise UsageError(f"--data {data!r} has {problem}, or leave out --data to search "
+                             f"$MINIDL_DATA and the standard places (a data set found "
+                             f"nowhere is downloaded into ~/.cache/minidl)")
 
 
 def _write_config(cfg):
@@ -626,7 +729,7 @@ def _load_run_checkpoint(path):
 # ----------------------------------------------------------------------------- parser
 def parser():
     import models
-    p = argparse.ArgumentParser(prog='minidl', description=__doc__.splitlines()[0])
+    p = ArgumentParser(prog='minidl', description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest='command', required=True)
     t = sub.add_parser('train', help='train a model on CIFAR-10 or Fashion-MNIST')
     t.add_argument('--model', choices=models.names(), metavar='NAME',
@@ -706,8 +809,10 @@ def parser():
                     'or .dot')
     gr.add_argument('--batch', type=int, default=2)
     gr.set_defaults(run=cmd_graph)
-    d = sub.add_parser('demo', help='a one-minute demonstration on synthetic stripes')
-    d.add_argument('rest', nargs=argparse.REMAINDER)
+    from . import demo
+    d = sub.add_parser('demo', help='a one-minute demonstration on synthetic stripes',
+                       description=demo.__doc__.splitlines()[0])
+    demo.add_arguments(d)
     d.set_defaults(run=cmd_demo)
     return p
 

@@ -1,12 +1,13 @@
 """A one-minute demonstration: a small CNN learns to tell stripe orientations apart.
 
-    python -m minidl demo [--epochs 5] [--seed 0]
+    minidl demo [--epochs 5] [--seed 0]        (or python -m minidl demo ...)
 
 Everything is plain minidl: tensors with requires_grad as parameters, conv2d, max_pool2d,
-relu, linear, softmax_cross_entropy, backward, and a hand-written SGD step. (The ``minidl
-train`` command for CIFAR-10 and Fashion-MNIST replaces this once the training loop lands.)
+relu, linear, softmax_cross_entropy, backward, and a hand-written SGD step, on synthetic
+images (no data to download). ``minidl train`` trains the model zoo on CIFAR-10 and
+Fashion-MNIST. ``--epochs`` must be a positive integer and ``--seed`` a non-negative one;
+anything else is one error line and exit status 2.
 """
-import argparse
 import time
 
 import numpy as np
@@ -45,19 +46,49 @@ def forward(p, x):
     return F.linear(F.flatten(h), p['w3'], p['b3'])
 
 
+def add_arguments(parser):
+    """The demo's options, on its own parser or on `minidl demo`'s."""
+    parser.add_argument('--epochs', type=int, default=5, help='passes over the 2048 '
+                        'training images (default 5)')
+    parser.add_argument('--seed', type=int, default=0, help='seed of the images, the '
+                        'initial weights and the order (default 0)')
+
+
+def check(args):
+    """What is wrong with the parsed options, as one line; None when nothing is."""
+    if args.epochs < 1:
+        return f"--epochs must be a positive integer, got {args.epochs}"
+    if args.seed < 0:
+        return f"--seed must be a non-negative integer, got {args.seed}"
+    return None
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog='python -m minidl demo', description=__doc__)
-    parser.add_argument('--epochs', type=int, default=5)
-    parser.add_argument('--seed', type=int, default=0)
+    """`minidl demo` from a list of arguments; returns the final test accuracy. Bad
+    options: one error line and SystemExit(2), as from the command."""
+    from .cli import ArgumentParser
+    parser = ArgumentParser(prog='minidl demo', description=__doc__.splitlines()[0])
+    add_arguments(parser)
     args = parser.parse_args(argv)
-    manual_seed(args.seed)
-    rng = np.random.default_rng(args.seed)
+    problem = check(args)
+    if problem:
+        parser.exit(2, f"{parser.prog}: error: {problem}\n")
+    return run(args.epochs, args.seed)
+
+
+def run(epochs=5, seed=0):
+    """Train the small CNN for ``epochs`` epochs, printing one line each; returns the final
+    test accuracy."""
+    if epochs < 1:
+        raise ValueError(f"demo: epochs must be a positive integer, got {epochs}")
+    manual_seed(seed)
+    rng = np.random.default_rng(seed)
     x_train, y_train = make_stripes(2048, rng)
     x_test, y_test = make_stripes(512, rng)
     params = init_params(rng)
     lr, batch = 0.05, 64
     print(f"demo: {len(x_train)} training images of {len(CLASSES)} stripe orientations")
-    for epoch in range(1, args.epochs + 1):
+    for epoch in range(1, epochs + 1):
         start, order, total = time.perf_counter(), rng.permutation(len(x_train)), 0.0
         for k in range(0, len(order), batch):
             idx = order[k:k + batch]

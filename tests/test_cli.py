@@ -148,10 +148,12 @@ def test_missing_data_is_one_line_naming_where_it_looked(tmp_path, monkeypatch, 
     (['train', '--model', 'alexnet-cifar', '--dataset', 'mnist'], "invalid choice: 'mnist'"),
     (['train', '--model', 'alexnet-cifar', '--device', 'tpu'], "invalid choice: 'tpu'"),
 ])
-def test_unknown_names_are_rejected_by_the_parser(argv, message, capsys):
+def test_unknown_names_are_rejected_by_the_parser_in_one_line(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(argv)
-    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and message in err
+    assert err.startswith('minidl train: error: ') and err.count('\n') == 1, err
 
 
 def test_python_dash_m_minidl_is_the_command():

@@ -56,10 +56,12 @@ def test_an_existing_data_folder_is_used_and_without_data_the_search_order_holds
 
 
 # ----------------------------------------------------------------------------- numbers
-@pytest.mark.parametrize('value', ['5', '1', '1.0', '-0.1', 'nan', 'inf', '-inf'])
-def test_momentum_must_be_in_0_to_1_excluding_1(data, tmp_path, capsys, value):
-    # (--momentum=-inf: argparse would take a separate '-inf' for an option)
-    assert run('train', *FAST, f'--momentum={value}', '--out', tmp_path / 'r') == 2
+@pytest.mark.parametrize('value', ['5', '1', '1.0', '-0.1', 'nan', 'inf', '-inf', '-1e-2'])
+@pytest.mark.parametrize('joined', [True, False])
+def test_momentum_must_be_in_0_to_1_excluding_1(data, tmp_path, capsys, value, joined):
+    # (a separate '-inf' or '-1e-2' is a value too, not an option name)
+    given = [f'--momentum={value}'] if joined else ['--momentum', value]
+    assert run('train', *FAST, *given, '--out', tmp_path / 'r') == 2
     shown = f"{float(value):g}"
     one_line(capsys, f"--momentum must be a number in [0, 1), got {shown}")
     assert not (tmp_path / 'r').exists()

@@ -10,7 +10,9 @@ CIFAR-10 is the official "python version" folder ``cifar-10-batches-py/``; Fashi
 four IDX files (``.gz`` or uncompressed) sit in ``fashion-mnist/`` or directly in the place.
 Found nowhere and ``download=True``: the official files are downloaded into ``root`` (or
 the cache) and checked by md5; when that fails, one DatasetNotFoundError lists every place
-looked in and how to provide the files.
+looked in and how to provide the files. ``missing_from(dataset, place)`` checks one place
+alone (no other place, no download): for a folder a user named on purpose, such as
+``minidl train --data DIR``, which must not be silently replaced by another place.
 
 File formats:
 
@@ -196,6 +198,21 @@ class CIFAR10(_Dataset):
         return folder, {n: os.path.join(folder, n) for n in cls._needed(train)}
 
     @classmethod
+    def _expected(cls, place, train):
+        expected = f"{cls.folder_name}/ holding {', '.join(cls._needed(train))}"
+        inside = os.path.normpath(place)
+        if (os.path.basename(inside) == cls.folder_name
+                or os.path.isfile(os.path.join(place, 'batches.meta'))):
+            # the data folder itself was named, not the folder that holds it
+            expected += (f" (this looks like the {cls.folder_name}/ folder itself: name "
+                         f"its parent, {os.path.dirname(inside)})")
+        return expected
+
+    @classmethod
+    def _provide(cls, place):
+        return f"get {cls.url} (the 'python version') and unpack it in {place}"
+
+    @classmethod
     def _fetch(cls, dest, train):
         archive = os.path.join(dest, 'cifar-10-python.tar.gz')
         _download.fetch(cls.url, archive, cls.archive_md5)
@@ -278,6 +295,15 @@ class FashionMNIST(_Dataset):
                       f"or in {cls.folder_name}/")
 
     @classmethod
+    def _expected(cls, place, train):
+        return (f"{' and '.join(n + '[.gz]' for n in cls._needed(train))} (gzipped or not) "
+                f"directly in it or in {cls.folder_name}/")
+
+    @classmethod
+    def _provide(cls, place):
+        return f"get {', '.join(cls.gz_md5)} from {cls.url} into {place}"
+
+    @classmethod
     def _fetch(cls, dest, train):
         for stem in cls._needed(train):
             name = stem + '.gz'
@@ -314,16 +340,41 @@ def find_data_root(dataset, root=None, train=True):
     case). Passing the result as ``root=`` finds the same files. Raises
     DatasetNotFoundError listing every place looked in.
     """
-    key = dataset.lower().replace('-', '').replace('_', '') if isinstance(dataset, str) \
-        else getattr(dataset, 'name', '').lower()
-    cls = DATASETS.get(key)
-    if cls is None:
-        raise ValueError(f"find_data_root: unknown data set {dataset!r}; known: "
-                         f"{', '.join(c.name for c in DATASETS.values())}")
+    cls = _dataset_class(dataset, 'find_data_root')
     found, looked = _search(cls, root, bool(train))
     if found is None:
         raise _not_found(cls, bool(train), looked, None)
     return found[0]
+
+
+def missing_from(dataset, place, train=True):
+    """None when ``place`` itself holds ``dataset``'s split (so ``dataset(root=place)``
+    reads it from there), else one line: what is missing there, what was expected and how
+    to provide it, e.g. ``no CIFAR10 train split (no cifar-10-batches-py/ folder): expected
+    cifar-10-batches-py/ holding data_batch_1, ...; get URL ... and unpack it in PLACE``.
+
+    Only ``place`` is looked at ($MINIDL_DATA and the cache are not) and nothing is
+    downloaded: for a folder a user named on purpose, which must not be silently replaced
+    by another place or filled behind their back. ``dataset`` as for find_data_root.
+    """
+    cls = _dataset_class(dataset, 'missing_from')
+    place = os.path.expanduser(os.fspath(place))
+    folder, why = cls._look(place, bool(train))
+    if folder is not None:
+        return None
+    split = 'train' if train else 'test'
+    return (f"no {cls.name} {split} split ({why}): expected {cls._expected(place, train)}; "
+            f"{cls._provide(place)}")
+
+
+def _dataset_class(dataset, caller):
+    key = dataset.lower().replace('-', '').replace('_', '') if isinstance(dataset, str) \
+        else getattr(dataset, 'name', '').lower()
+    cls = DATASETS.get(key)
+    if cls is None:
+        raise ValueError(f"{caller}: unknown data set {dataset!r}; known: "
+                         f"{', '.join(c.name for c in DATASETS.values())}")
+    return cls
 
 
 def _places(cls, root):
