@@ -91,3 +91,13 @@ def test_cross_entropy_loss_takes_class_weights_as_a_list():
     assert loss.weight.dtype == np.float64 and loss.weight.shape == (3,)
     with pytest.raises(ValueError, match=r"CrossEntropyLoss: weight must be None or a 1-d"):
         nn.CrossEntropyLoss(weight=[[1.0]])
+
+
+@pytest.mark.parametrize('label_smoothing', [0.0, 0.2])
+def test_cross_entropy_with_probability_targets_is_twice_differentiable_in_both(label_smoothing):
+    rng = np.random.default_rng(4)
+    logits = minidl.tensor(rng.standard_normal((3, 4)), requires_grad=True)
+    q = minidl.tensor(rng.dirichlet(np.ones(4), size=3), requires_grad=True)
+    weight = rng.random(4) + 0.5
+    assert minidl.gradgradcheck(lambda x, t: F.cross_entropy(
+        x, t, weight=weight, label_smoothing=label_smoothing), [logits, q])

@@ -251,6 +251,84 @@ def _compare_gradients(ours, theirs, leaves, dtype):
     return None
 
 
+# ops whose gradient is not itself differentiable in minidl (NotImplementedError, naming it)
+NO_DOUBLE_BACKWARD = {'nn.functional.local_response_norm', 'nn.functional.batch_norm'}
+
+
+def run_double_backward(op, sample):
+    """None if the gradient of minidl's gradient equals PyTorch's on this sample: for output
+    gradient u and a vector v per input, d/dx of sum(v * dL/dx) (the Hessian-vector product
+    that gradient penalties and double-backward checks use)."""
+    try:
+        want = op(sample.input, *sample.args, **sample.kwargs)
+    except Exception:  # noqa: BLE001 - not a sample PyTorch itself computes
+        return None
+    want = want[0] if isinstance(want, tuple) else want
+    leaves = Leaves()
+    args, kwargs = leaves.convert(sample)
+    if want is NotImplemented or not leaves.pairs or not want.requires_grad:
+        return None
+    generator = torch.Generator().manual_seed(0)
+    u = torch.randn(want.shape, dtype=want.dtype, generator=generator)
+    inputs = [t for t, _ in leaves.pairs]
+    try:
+        first = torch.autograd.grad(want, inputs, u, create_graph=True, allow_unused=True)
+        if any(g is None or not g.requires_grad for g in first):
+            return None
+        v = [torch.randn(g.shape, dtype=g.dtype, generator=generator) for g in first]
+        expected = torch.autograd.grad(sum((g * w).sum() for g, w in zip(first, v)), inputs,
+                                       allow_unused=True)
+    except RuntimeError:  # PyTorch cannot differentiate this sample twice itself
+        return None
+    try:
+        got = OPS[op.name][1](*args, **kwargs)
+    except CLEAR_ERRORS:  # a refusal: test_pytorch_samples_float64 checks it is listed
+        return None
+    try:
+        got = got[0] if isinstance(got, tuple) else got
+        got.backward(minidl.tensor(u.numpy().copy()), create_graph=True)
+        ours = [leaf.grad for _, leaf in leaves.pairs]
+        for _, leaf in leaves.pairs:
+            leaf.grad = None
+        total = sum((g * minidl.tensor(w.numpy().copy())).sum() for g, w in zip(ours, v))
+        if total.requires_grad:  # else every gradient is piecewise constant: zero
+            total.backward()
+    except NotImplementedError as e:
+        return None if op.name in NO_DOUBLE_BACKWARD and 'double' in str(e) else \
+            f"double backward refused: {e}"
+    except Exception as e:  # noqa: BLE001
+        return f"double backward crashed: {type(e).__name__}: {e}"
+    # not compared where PyTorch's answer or a first-order gradient (of an input of the
+    # same shape) is NaN or inf: at pow's poles and at negative bases with real exponents
+    # (d/db NaN) which of -inf, inf, NaN or a number comes out depends on the order of the
+    # terms, and PyTorch's where() leaks NaN from the branch it does not take
+    for k, ((t, leaf), g) in enumerate(zip(leaves.pairs, expected)):
+        theirs = np.zeros(t.shape) if g is None else g.detach().numpy(force=True)
+        ours = _numpy(leaf.grad) if leaf.grad is not None else np.zeros(leaf.shape)
+        singular = ~np.isfinite(theirs)
+        for f in first:
+            if f.shape == t.shape:
+                singular |= ~np.isfinite(f.detach().numpy())
+        if (diff := _close(np.where(singular, theirs, ours), torch.from_numpy(theirs),
+                           1e-8)) is not None:
+            return f"second-order gradient of input {k}: {diff}"
+    return None
+
+
+@pytest.mark.parametrize('op', _ops())
+def test_pytorch_samples_double_backward(op):
+    """The gradient's gradient (float64): what gradient penalties, Hessian-vector products
+    and minidl.gradgradcheck differentiate."""
+    samples = list(op.reference_inputs('cpu', torch.float64, requires_grad=True))
+    failures = []
+    for sample in samples:
+        with np.errstate(all='ignore'):
+            problem = run_double_backward(op, sample)
+        if problem is not None:
+            failures.append(f"{sample.summary()}\n    -> {problem}")
+    assert not failures, f"{len(failures)} of {len(samples)} samples:\n" + "\n".join(failures[:5])
+
+
 def _error_inputs(op):
     try:
         return list(op.error_inputs('cpu') or [])

@@ -71,6 +71,12 @@ class SoftmaxCrossEntropy(Function):
     def _weights(self, xp, target, c, dtype):
         return target_weights(xp, target, c, dtype, self.weight, self.ignore_index, self.eps)
 
+    def _soft_weights(self, q):
+        """A for a class-probability target q, as Tensor ops: dloss/dx then depends on q
+        in the graph, so the gradient's own gradient has its cross term d^2 loss / dx dq."""
+        a = (1 - self.eps) * q + self.eps / q.shape[1] if self.eps else q
+        return a if self.weight is None else a * Tensor(self.weight)
+
     def forward(self, x, q=None):
         xp = backend.get_array_module(x)
         target = self.target if q is None else q
@@ -95,8 +101,9 @@ class SoftmaxCrossEntropy(Function):
             d = mean_denominator(xp, target, self.weight, self.ignore_index, x.dtype)
             with np.errstate(divide='ignore'):  # every target ignored: a zero gradient
                 gy = gy * Tensor(xp.where(d != 0, 1 / d, 0).astype(x.dtype))
-        a = self._weights(xp, target, x.shape[1], x.dtype)
-        gx = (softmax(x, axis=1) * Tensor(a.sum(axis=1, keepdims=True)) - Tensor(a)) * gy \
+        a = Tensor(self._weights(xp, target, x.shape[1], x.dtype)) if q is None else \
+            self._soft_weights(q)
+        gx = (softmax(x, axis=1) * a.sum(axis=1, keepdims=True) - a) * gy \
             if self.needs_input_grad[0] else None
         if q is None:
             return gx

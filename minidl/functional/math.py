@@ -113,9 +113,10 @@ class Neg(Function):
 class Pow(Function):
     """y = a ** b.   dL/da = gy * b * a^(b-1),  dL/db = gy * y * log(a),
 
-    with PyTorch's two special cases: dL/da = 0 where b = 0 (also at a = 0, NaN or inf:
-    the exponent b - 1 becomes 0 there, so b a^0 = 0), and dL/db = 0 where a = 0 and b >= 0
-    (0^b log 0 is 0 * -inf; log(a) becomes log 1 there)."""
+    with PyTorch's two special cases, as constant masks (so that their own derivatives are
+    0 there too, as PyTorch's): dL/da = 0 where b = 0 (also at a = 0, NaN or inf: the
+    exponent b - 1 becomes 0 there, so a^0 = 1 is finite), and dL/db = 0 where a = 0 and
+    b >= 0 (0^b log 0 is 0 * -inf; log(a) becomes log 1 there)."""
 
     def forward(self, a, b):
         broadcast_shape('pow', a.shape, b.shape)
@@ -128,9 +129,11 @@ class Pow(Function):
         a, b = self.inputs
         ga = gb = None
         if self.needs_input_grad[0]:
-            ga = sum_to(gy * b * a ** (b - 1 + Tensor(b.data == 0)), a.shape)
+            zero = b.data == 0  # exponent 1 there, so that a^0 = 1 even at a = 0, NaN, inf
+            ga = sum_to(gy * b * a ** (b - 1 + Tensor(zero)) * Tensor(~zero), a.shape)
         if self.needs_input_grad[1]:
-            gb = sum_to(gy * a ** b * log(a + Tensor((a.data == 0) & (b.data >= 0))), b.shape)
+            zero = (a.data == 0) & (b.data >= 0)  # log 1 there instead of log 0
+            gb = sum_to(gy * a ** b * log(a + Tensor(zero)) * Tensor(~zero), b.shape)
         return ga, gb
 
 
