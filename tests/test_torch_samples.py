@@ -126,16 +126,23 @@ def _ops():
             if op.name in OPS and op.variant_test_name in VARIANTS]
 
 
-class Leaves:
-    """torch tensors turned into minidl tensors, remembering the pairs that need a gradient."""
+def _channels_last(a):
+    """A 4-D array laid out NHWC (minidl's and PyTorch's channels_last), same values."""
+    return np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2) \
+        if a.ndim == 4 else a
 
-    def __init__(self):
-        self.pairs = []
+
+class Leaves:
+    """torch tensors turned into minidl tensors, remembering the pairs that need a gradient
+    (``channels_last``: 4-D ones laid out NHWC, minidl's fast layout for images)."""
+
+    def __init__(self, channels_last=False):
+        self.pairs, self.layout = [], _channels_last if channels_last else np.copy
 
     def __call__(self, value):
         if isinstance(value, torch.Tensor):
             grad = value.requires_grad and value.is_floating_point()
-            ours = minidl.tensor(value.detach().numpy().copy(), requires_grad=grad)
+            ours = minidl.tensor(self.layout(value.detach().numpy().copy()), requires_grad=grad)
             if grad:
                 self.pairs.append((value, ours))
             return ours
@@ -197,7 +204,7 @@ def _refusal_allowed(op, message):
     return any(re.search(p, message) for p in REFUSED.get(op.name, []))
 
 
-def run_sample(op, sample, dtype):
+def run_sample(op, sample, dtype, channels_last=False):
     """None if minidl agrees with PyTorch on this sample (or refuses it as REFUSED allows),
     else what differs."""
     name, call = OPS[op.name]
@@ -207,7 +214,7 @@ def run_sample(op, sample, dtype):
         return None
     if want is NotImplemented:  # a reflected operator declining a sample
         return None
-    leaves = Leaves()
+    leaves = Leaves(channels_last)
     args = leaves.convert(sample)
     try:
         got = call(*args[0], **args[1])
@@ -329,6 +336,21 @@ def test_pytorch_samples_double_backward(op):
     assert not failures, f"{len(failures)} of {len(samples)} samples:\n" + "\n".join(failures[:5])
 
 
+IMAGE_OPS = ('nn.functional.conv2d', 'nn.functional.max_pool2d', 'nn.functional.avg_pool2d',
+             'nn.functional.batch_norm', 'nn.functional.gelu', 'nn.functional.relu',
+             'nn.functional.local_response_norm', 'nn.functional.dropout', 'add', 'mul')
+
+
+@pytest.mark.parametrize('dtype', [torch.float64, torch.float32], ids=['float64', 'float32'])
+@pytest.mark.parametrize('op', [p for p in _ops() if p.values[0].name in IMAGE_OPS])
+def test_pytorch_samples_channels_last(op, dtype):
+    """The same samples with every 4-D input laid out NHWC: the channels-last kernels of the
+    fast VGG (their own im2col, BatchNorm, pooling and GELU passes) on PyTorch's shapes."""
+    samples = list(op.sample_inputs('cpu', dtype, requires_grad=True))
+    failures = _failures(op, dtype, samples, channels_last=True)
+    assert not failures, f"{len(failures)} of {len(samples)} samples:\n" + "\n".join(failures[:5])
+
+
 def _error_inputs(op):
     try:
         return list(op.error_inputs('cpu') or [])
@@ -336,11 +358,11 @@ def _error_inputs(op):
         return []
 
 
-def _failures(op, dtype, samples):
+def _failures(op, dtype, samples, channels_last=False):
     failures = []
     for sample in samples:
         with np.errstate(all='ignore'):
-            problem = run_sample(op, sample, dtype)
+            problem = run_sample(op, sample, dtype, channels_last)
         if problem is not None:
             failures.append(f"{sample.summary() if hasattr(sample, 'summary') else sample}"
                             f"\n    -> {problem}")
@@ -436,7 +458,7 @@ def _our_module(name, args, kwargs):
     return getattr(minidl.nn, name)(*args, **kwargs)
 
 
-def run_module_sample(info, sample, training):
+def run_module_sample(info, sample, training, channels_last=False):
     """None if minidl's layer agrees with PyTorch's on this sample, else what differs."""
     name = info.module_cls.__name__
     ctor, call = sample.constructor_input, sample.forward_input
@@ -447,7 +469,7 @@ def run_module_sample(info, sample, training):
         want = theirs(*call.args, **call.kwargs)
     except Exception:  # noqa: BLE001 - not a sample PyTorch itself computes
         return None
-    leaves = Leaves()
+    leaves = Leaves(channels_last)
     inputs = [leaves(a) for a in call.args] + [leaves(v) for v in call.kwargs.values()]
     try:
         ours = _our_module(name, ctor.args, ctor.kwargs).double().train(training)
@@ -470,15 +492,16 @@ def run_module_sample(info, sample, training):
     return _compare_gradients(got, want, leaves, torch.float64)
 
 
+@pytest.mark.parametrize('channels_last', [False, True], ids=['nchw', 'channels_last'])
 @pytest.mark.parametrize('training', [True, False], ids=['train', 'eval'])
 @pytest.mark.parametrize('info', _modules())
-def test_pytorch_module_samples(info, training):
+def test_pytorch_module_samples(info, training, channels_last):
     samples = info.module_inputs_func(info, device='cpu', dtype=torch.float64,
                                       requires_grad=True, training=training)
     failures = []
     for sample in samples:
         with np.errstate(all='ignore'):
-            problem = run_module_sample(info, sample, training)
+            problem = run_module_sample(info, sample, training, channels_last)
         if problem is not None:
             failures.append(f"{sample.constructor_input} {sample.forward_input}\n    -> {problem}")
     assert not failures, f"{len(failures)} of {len(samples)} samples:\n" + "\n".join(failures[:5])
