@@ -106,6 +106,8 @@ def settings(args):
     merged = {**GENERIC, **MODEL_DEFAULTS.get(args.model, {})}
     given = _given(args)
     merged.update(given)
+    if merged['schedule'] in ('plateau', 'triangle') and 'warmup' not in given:
+        merged['warmup'] = 0  # a model's default warm-up is for its own schedule
     check_settings(merged)
     _check_used(merged, given)
     return merged

@@ -241,7 +241,10 @@ def test_a_warmup_shorter_than_the_run_and_default_warmups_are_fine():
     assert settings('--model', 'alexnet-cifar', '--warmup', 2, '--epochs', 3)['warmup'] == 2
     # alexnet-cifar's default warm-up is 1 epoch: `--epochs 1` stays a quick run
     assert settings('--model', 'alexnet-cifar', '--epochs', 1)['warmup'] == 1
-    assert settings('--model', 'vgg11-cifar', '--schedule', 'plateau')['warmup'] == 2
+    # a model's default warm-up belongs to its default schedule: another schedule without
+    # a warm-up (plateau) or with its own (triangle) runs without it, and says so
+    assert settings('--model', 'vgg11-cifar', '--schedule', 'plateau')['warmup'] == 0
+    assert settings('--model', 'alexnet-cifar', '--schedule', 'triangle')['warmup'] == 0
     assert settings('--model', 'alexnet-cifar', '--warmup', 0, '--schedule',
                     'plateau')['warmup'] == 0
 
