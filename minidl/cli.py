@@ -133,6 +133,10 @@ def _check_used(cfg, given):
                          f"{shown('optimizer')}, which has no momentum setting (its betas "
                          f"are fixed at 0.9, 0.999): leave out --momentum or add "
                          f"--optimizer sgd")
+    for key in ('flip', 'translate'):
+        if key in given and cfg.get('augment') is False:
+            raise UsageError(f"{shown(key)} is augmentation, and --no-augment turns "
+                             f"augmentation off: leave out one of them")
     if given.get('warmup'):
         if cfg['schedule'] in ('plateau', 'triangle'):
             why = ('has no warm-up' if cfg['schedule'] == 'plateau'

@@ -237,6 +237,14 @@ def test_a_warmup_the_run_would_not_finish_or_use_is_an_error_naming_both(
     assert not (tmp_path / 'r').exists()
 
 
+@pytest.mark.parametrize('argv', [('--flip', 'random'), ('--translate', 2)])
+def test_augmentation_options_with_no_augment_are_an_error_naming_both(data, tmp_path, capsys,
+                                                                      argv):
+    assert run('train', *FAST, '--no-augment', *argv, '--out', tmp_path / 'r') == 2
+    one_line(capsys, f'--{argv[0][2:]} {argv[1]}', '--no-augment')
+    assert not (tmp_path / 'r').exists()
+
+
 def test_a_warmup_shorter_than_the_run_and_default_warmups_are_fine():
     assert settings('--model', 'alexnet-cifar', '--warmup', 2, '--epochs', 3)['warmup'] == 2
     # alexnet-cifar's default warm-up is 1 epoch: `--epochs 1` stays a quick run
