@@ -101,3 +101,18 @@ def test_cross_entropy_with_probability_targets_is_twice_differentiable_in_both(
     weight = rng.random(4) + 0.5
     assert minidl.gradgradcheck(lambda x, t: F.cross_entropy(
         x, t, weight=weight, label_smoothing=label_smoothing), [logits, q])
+
+
+@pytest.mark.parametrize('mode, widths, expected', [
+    ('replicate', (-2, 1), [2, 3, 4, 4]),
+    ('reflect', (-2, 1), [2, 3, 4, 3]),
+    ('circular', (-2, 1), [2, 3, 4, 2]),     # crop first, then wrap what is left
+    ('circular', (1, -2), [2, 0, 1, 2]),
+])
+def test_pad_with_negative_widths_crops_then_pads_as_pytorch(mode, widths, expected):
+    x = minidl.tensor(np.arange(5.0).reshape(1, 1, 5), requires_grad=True)
+    y = F.pad(x, widths, mode=mode)
+    np.testing.assert_array_equal(y.numpy().ravel(), expected)
+    y.sum().backward()  # each x element's gradient: how many outputs read it
+    np.testing.assert_array_equal(x.grad.numpy().ravel(),
+                                  np.bincount(np.array(expected, int), minlength=5))

@@ -108,7 +108,8 @@ OPS = {
     '__rpow__': ('pow', minidl.Tensor.__rpow__),
     '__rmatmul__': ('matmul', minidl.Tensor.__rmatmul__),
 }
-VARIANTS = ('', 'no_rounding_mode', 'constant', 'reduction_no_dim')  # the variants minidl has
+VARIANTS = ('', 'no_rounding_mode', 'reduction_no_dim',  # the variants minidl has
+            'constant', 'reflect', 'replicate', 'replicate_negative', 'circular')  # (pad)
 
 # (op, a pattern of minidl's message): samples minidl refuses on purpose, and why
 REFUSED = {
@@ -123,7 +124,8 @@ REFUSED = {
 
 
 def _ops():
-    return [pytest.param(op, id=op.name) for op in op_db
+    return [pytest.param(op, id='.'.join(filter(None, (op.name, op.variant_test_name))))
+            for op in op_db
             if op.name in OPS and op.variant_test_name in VARIANTS]
 
 

@@ -309,13 +309,17 @@ def pad_source(n, lo, hi, mode):
         reflect:   -i for i < 0, 2 (n - 1) - i for i >= n  (the edge is not repeated)
         replicate: clip(i, 0, n - 1)
         circular:  i mod n
+    Negative widths crop. Circular crops first and wraps around what is left (PyTorch's
+    rule): with c = max(-lo, 0) cropped before and m elements left, position j reads
+    x[c + (j - max(lo, 0)) mod m].
     """
+    if mode == 'circular':
+        crop, m = max(-lo, 0), n - max(-lo, 0) - max(-hi, 0)
+        return crop + np.arange(-max(lo, 0), m + max(hi, 0)) % m
     i = np.arange(-lo, n + hi)
     if mode == 'reflect':
         return np.where(i < 0, -i, np.where(i >= n, 2 * (n - 1) - i, i))
-    if mode == 'replicate':
-        return np.clip(i, 0, n - 1)
-    return i % n
+    return np.clip(i, 0, n - 1)
 
 
 class Pad(Function):
@@ -381,9 +385,9 @@ def pad(x, pad, mode='constant', value=0.0):
     mode 'constant' fills with ``value`` and pads any number of axes; a negative width
     crops instead (as in PyTorch). 'reflect' (mirror without repeating the edge: widths
     below the axis' length), 'replicate' (repeat the edge) and 'circular' (wrap around:
-    widths up to the axis' length) take non-negative widths for the last 1, 2 or 3 axes of
-    a tensor with 1 or 2 more axes (e.g. (N, C, H, W) or (C, H, W) for 4 widths), as in
-    PyTorch. ``value`` is for mode 'constant' only. (minidl also takes ``value`` as the
+    widths up to the length left after cropping) pad the last 1, 2 or 3 axes of a tensor
+    with 1 or 2 more axes (e.g. (N, C, H, W) or (C, H, W) for 4 widths), as in PyTorch,
+    negative widths cropping there too (``pad_source`` says which element goes where). ``value`` is for mode 'constant' only. (minidl also takes ``value`` as the
     third positional argument, its former place, when it is a number.)
     """
     if isinstance(mode, numbers.Number) and not isinstance(mode, bool):
@@ -418,10 +422,13 @@ def pad(x, pad, mode='constant', value=0.0):
                          f"{k + 1}-d or {k + 2}-d tensor, got shape {x.shape}")
     for axis, (lo, hi) in enumerate(widths[x.ndim - k:], x.ndim - k):
         n = x.shape[axis]
-        limit = {'reflect': n - 1, 'circular': n, 'replicate': None}[mode]
-        if min(lo, hi) < 0 or (limit is not None and max(lo, hi) > limit) or n == 0:
-            rule = {'reflect': f'below its length {n}', 'circular': f'at most its length {n}',
-                    'replicate': 'non-negative'}[mode]
-            raise ValueError(f"pad: mode {mode!r} needs widths {rule} (and no empty axis) for "
-                             f"axis {axis} of a tensor of shape {x.shape}, got {(lo, hi)}")
+        left = n - max(-lo, 0) - max(-hi, 0)  # what circular wraps around, after cropping
+        limit = {'reflect': n - 1, 'circular': left, 'replicate': None}[mode]
+        if (limit is not None and max(lo, hi) > limit) or n == 0 or n + lo + hi < 1:
+            rule = {'reflect': f'below its length {n}',
+                    'circular': f'at most its length after cropping, {left}',
+                    'replicate': 'any'}[mode]
+            raise ValueError(f"pad: mode {mode!r} needs widths {rule} (negative ones crop, "
+                             f"leaving at least one element, and no empty axis) for axis "
+                             f"{axis} of a tensor of shape {x.shape}, got {(lo, hi)}")
     return Pad(tuple(widths), mode=mode)(x)
