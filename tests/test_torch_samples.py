@@ -108,8 +108,10 @@ OPS = {
     '__rpow__': ('pow', minidl.Tensor.__rpow__),
     '__rmatmul__': ('matmul', minidl.Tensor.__rmatmul__),
 }
-VARIANTS = ('', 'no_rounding_mode', 'reduction_no_dim',  # the variants minidl has
-            'constant', 'reflect', 'replicate', 'replicate_negative', 'circular')  # (pad)
+# the variants of those ops that minidl has: div's rounding modes, max over all elements,
+# pad's modes
+VARIANTS = ('', 'no_rounding_mode', 'trunc_rounding', 'floor_rounding', 'reduction_no_dim',
+            'constant', 'reflect', 'replicate', 'replicate_negative', 'circular')
 
 # (op, a pattern of minidl's message): samples minidl refuses on purpose, and why
 REFUSED = {
