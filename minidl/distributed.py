@@ -25,10 +25,12 @@ has the details and the cost model.
 Communication is mpi4py (``pip install -e '.[mpi]'``) for NumPy arrays and NCCL (through
 CuPy, GPU to GPU, one GPU per rank) for CuPy arrays: the gradients are packed into
 contiguous buckets and each bucket is summed by one all-reduce, not one call per
-parameter. (The NCCL path has not run on a GPU yet: see docs/distributed.md.) Every collective waits at most ``TIMEOUT`` seconds (``MINIDL_DIST_TIMEOUT``)
+parameter. (The NCCL path has not run on a GPU yet: see docs/distributed.md.) Every
+collective waits at most ``timeout()`` seconds (``MINIDL_DIST_TIMEOUT``, default 60)
 for the other ranks; a rank that died makes the others stop with a message naming the
 operation, instead of hanging forever.
 """
+import math
 import os
 import sys
 import time
@@ -40,7 +42,21 @@ from .functional.normalization import _channel_dot, _channel_shape, _per_channel
 from .tensor import Function, Tensor
 
 BUCKET_BYTES = 25 * 2 ** 20   # gradients are summed in buckets of about this size
-TIMEOUT = float(os.environ.get('MINIDL_DIST_TIMEOUT', 60))  # seconds to wait for the others
+
+
+def timeout():
+    """Seconds a collective waits for the other ranks: ``MINIDL_DIST_TIMEOUT``, default 60.
+    Read on use, so that a bad value is one ValueError where it matters (the ``minidl``
+    command prints it in one line), not a traceback from ``import minidl``."""
+    text = os.environ.get('MINIDL_DIST_TIMEOUT', '60')
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ValueError(f"MINIDL_DIST_TIMEOUT must be a positive number of seconds, got "
+                         f"{text!r}")
+    return seconds
 
 # environment variables that MPI launchers (Open MPI, MPICH, Intel MPI, Slurm's PMI) set
 _LAUNCHER_VARIABLES = ('OMPI_COMM_WORLD_SIZE', 'PMI_SIZE', 'PMIX_RANK', 'MPI_LOCALNRANKS')
@@ -62,6 +78,7 @@ def init():
     """Join the MPI world when launched by mpiexec (importing mpi4py); otherwise, or when
     called again, nothing happens and the world is this process alone. Returns the size."""
     if _World.comm is None and launched_by_mpi():
+        timeout()  # a bad MINIDL_DIST_TIMEOUT: an error now, on every rank, not mid-run
         try:
             from mpi4py import MPI
         except ImportError:
@@ -92,12 +109,12 @@ def is_main():
 # ----------------------------------------------------------------------------- collectives
 def _wait(done, what):
     """Wait until ``done()`` (a non-blocking MPI request's Test, or a GPU stream's), at most
-    TIMEOUT seconds; then abort the world with a message."""
-    start, pause = time.monotonic(), 1e-5
+    ``timeout()`` seconds; then abort the world with a message."""
+    start, pause, limit = time.monotonic(), 1e-5, timeout()
     while not done():
-        if time.monotonic() - start > TIMEOUT:
+        if time.monotonic() - start > limit:
             sys.stderr.write(f"minidl.distributed: rank {_World.rank} of {_World.size} waited "
-                             f"{TIMEOUT:g} s for the other ranks in {what}; a rank has probably "
+                             f"{limit:g} s for the other ranks in {what}; a rank has probably "
                              f"died or hangs. Stopping every rank.\n")
             sys.stderr.flush()
             _World.comm.Abort(1)
@@ -139,7 +156,7 @@ def broadcast_(array, what='broadcast'):
 
 
 def barrier(what='barrier'):
-    """Wait until every rank has reached this point (at most TIMEOUT seconds)."""
+    """Wait until every rank has reached this point (at most ``timeout()`` seconds)."""
     if _World.size > 1:
         _wait(_World.comm.Ibarrier().Test, what)
 

@@ -200,3 +200,22 @@ def _pids_with(marker):
 def _environ(pid):
     with open(f'/proc/{pid}/environ', 'rb') as f:
         return f.read()
+
+
+@pytest.mark.parametrize('value', ['abc', '0', '-5', 'inf', 'nan'])
+def test_a_bad_timeout_setting_is_one_clear_error_when_the_world_starts(monkeypatch, value):
+    monkeypatch.setenv('MINIDL_DIST_TIMEOUT', value)
+    with pytest.raises(ValueError, match=r"MINIDL_DIST_TIMEOUT must be a positive number of "
+                                         rf"seconds, got '{value}'"):
+        dist.timeout()
+    monkeypatch.setenv('OMPI_COMM_WORLD_SIZE', '2')  # as if launched by mpiexec
+    monkeypatch.setattr(dist._World, 'comm', None)
+    with pytest.raises(ValueError, match=r"MINIDL_DIST_TIMEOUT"):
+        dist.init()
+
+
+def test_the_timeout_defaults_to_a_minute_and_reads_the_setting(monkeypatch):
+    monkeypatch.delenv('MINIDL_DIST_TIMEOUT', raising=False)
+    assert dist.timeout() == 60
+    monkeypatch.setenv('MINIDL_DIST_TIMEOUT', '2.5')
+    assert dist.timeout() == 2.5
