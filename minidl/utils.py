@@ -110,6 +110,18 @@ def check_axis(op, axis, shape, name='axis'):
     return int(axis) % n if shape else 0
 
 
+def torch_alias(op, ours, theirs, value, alias, default):
+    """The value of an option that minidl names as NumPy does (``ours``: axis, keepdims)
+    and PyTorch otherwise (``theirs``: dim, keepdim), given under either name (not both,
+    unless they agree). ``alias`` None means not given; ``default``: ours' default."""
+    if alias is None:
+        return value
+    if value is not default and value != alias:
+        raise ValueError(f"{op}: {ours}={value!r} and {theirs}={alias!r} disagree (they are "
+                         f"one option; give one of them)")
+    return alias
+
+
 def check_axes(op, axis, shape):
     """``axis`` (None, an int or a tuple/list of ints) as a sorted tuple of distinct axes
     of a tensor of ``shape``; None means all of them. A 0-d tensor has no axes to reduce:

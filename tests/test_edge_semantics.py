@@ -116,3 +116,22 @@ def test_pad_with_negative_widths_crops_then_pads_as_pytorch(mode, widths, expec
     y.sum().backward()  # each x element's gradient: how many outputs read it
     np.testing.assert_array_equal(x.grad.numpy().ravel(),
                                   np.bincount(np.array(expected, int), minlength=5))
+
+
+def test_pytorch_names_dim_and_keepdim_are_taken_beside_axis_and_keepdims():
+    x = minidl.tensor(np.arange(6.0).reshape(2, 3))
+    np.testing.assert_array_equal(x.sum(dim=1, keepdim=True).numpy(), [[3.0], [12.0]])
+    np.testing.assert_array_equal(F.mean(x, dim=0).numpy(), [1.5, 2.5, 3.5])
+    np.testing.assert_array_equal(x.argmax(dim=1).numpy(), [2, 2])
+    np.testing.assert_allclose(F.softmax(x, dim=0).numpy(), F.softmax(x, 0).numpy())
+    np.testing.assert_allclose(F.log_softmax(x, dim=1).numpy(), F.log_softmax(x, 1).numpy())
+    assert F.cat([x, x], dim=1).shape == (2, 6)
+
+
+def test_dim_and_axis_given_both_must_agree():
+    x = minidl.tensor(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match=r"sum: axis=0 and dim=1 disagree"):
+        F.sum(x, 0, dim=1)
+    with pytest.raises(ValueError, match=r"mean: keepdims=True and keepdim=False disagree"):
+        F.mean(x, keepdims=True, keepdim=False)
+    assert F.sum(x, 1, dim=1).shape == (2,)

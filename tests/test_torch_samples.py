@@ -38,7 +38,8 @@ TOLERANCE = {torch.float64: 1e-9, torch.float32: 2e-5}
 
 
 def _dims(kwargs):
-    """PyTorch's dim/keepdim as minidl's (NumPy's) axis/keepdims."""
+    """PyTorch's dim/keepdim as minidl's (NumPy's) axis/keepdims (for F.max, which takes
+    NumPy's names only: PyTorch's max with a dim also returns the indices)."""
     names = {'dim': 'axis', 'keepdim': 'keepdims'}
     return {names.get(k, k): v for k, v in kwargs.items()}
 
@@ -72,8 +73,8 @@ OPS = {
     'nn.functional.gelu': ('gelu', F.gelu),
     'nn.functional.relu': ('relu', F.relu),
     'nn.functional.pad': ('pad', F.pad),
-    'softmax': ('softmax', lambda x, *a, **k: F.softmax(x, *a, **_dims(k))),
-    'log_softmax': ('log_softmax', lambda x, *a, **k: F.log_softmax(x, *a, **_dims(k))),
+    'softmax': ('softmax', F.softmax),  # dim= and keepdim= are PyTorch's names, taken too
+    'log_softmax': ('log_softmax', F.log_softmax),
     'tanh': ('tanh', F.tanh),
     'sigmoid': ('sigmoid', F.sigmoid),
     'exp': ('exp', F.exp),
@@ -87,16 +88,16 @@ OPS = {
     'div': ('div', F.div),
     'pow': ('pow', F.pow),
     'matmul': ('matmul', F.matmul),
-    'sum': ('sum', lambda x, *a, **k: F.sum(x, *a, **_dims(k))),
-    'mean': ('mean', lambda x, *a, **k: F.mean(x, *a, **_dims(k))),
+    'sum': ('sum', F.sum),
+    'mean': ('mean', F.mean),
     'amax': ('max', lambda x, *a, **k: F.max(x, *a, **_dims(k))),
-    'argmax': ('argmax', lambda x, *a, **k: F.argmax(x, *a, **_dims(k))),
+    'argmax': ('argmax', F.argmax),
     'reshape': ('reshape', F.reshape),
     'flatten': ('flatten', lambda x, start_dim=0, end_dim=-1: F.flatten(x, start_dim, end_dim)),
     'transpose': ('transpose', _swap),
     'permute': ('transpose', lambda x, dims: F.transpose(x, *dims)),
     'broadcast_to': ('broadcast_to', F.broadcast_to),
-    'cat': ('concat', lambda xs, dim=0: F.cat(xs, dim)),
+    'cat': ('concat', F.cat),
     '__getitem__': ('getitem', F.getitem),
     'max': ('max', F.max),  # the variant without dim (with dim PyTorch returns indices too)
     'T': ('transpose', lambda x: x.T),

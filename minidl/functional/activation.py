@@ -7,7 +7,7 @@ differentiated again (its ``grad_fn`` is this very function).
 from ..backend import get_array_module
 from ..kernels import elementwise as K
 from ..tensor import Function, as_tensor, is_grad_enabled
-from ..utils import check_axis, check_float
+from ..utils import check_axis, check_float, torch_alias
 from .math import _floating, absolute, exp, sum
 
 
@@ -234,13 +234,17 @@ def _softmax_axis(op, x, axis):
     return axis if x.ndim else None
 
 
-def softmax(x, axis=-1):
-    """e^x / sum e^x along ``axis``, for a floating-point x (an empty x gives an empty y)."""
+def softmax(x, axis=-1, *, dim=None):
+    """e^x / sum e^x along ``axis`` (PyTorch's name ``dim`` too), for a floating-point x (an
+    empty x gives an empty y)."""
     x = as_tensor(x, op='softmax')
+    axis = torch_alias('softmax', 'axis', 'dim', axis, dim, -1)
     return Softmax(_softmax_axis('softmax', x, axis))(x)
 
 
-def log_softmax(x, axis=-1):
-    """x - log sum e^x along ``axis``, for a floating-point x (an empty x gives an empty y)."""
+def log_softmax(x, axis=-1, *, dim=None):
+    """x - log sum e^x along ``axis`` (PyTorch's name ``dim`` too), for a floating-point x
+    (an empty x gives an empty y)."""
     x = as_tensor(x, op='log_softmax')
+    axis = torch_alias('log_softmax', 'axis', 'dim', axis, dim, -1)
     return LogSoftmax(_softmax_axis('log_softmax', x, axis))(x)

@@ -11,7 +11,7 @@ import numpy as np
 from ..backend import get_array_module
 from ..tensor import Function, Tensor, as_tensor, astype, result_type
 from ..utils import (ArgumentTypeError, check_axes, check_axis, check_float, check_number,
-                     compute_dtype)
+                     compute_dtype, torch_alias)
 from .shape import broadcast_shape, broadcast_to, sum_to
 
 
@@ -466,16 +466,29 @@ class Max(Function):
         return broadcast_to(gy.reshape(*shape), x.shape) * Tensor(mask)
 
 
-def sum(x, axis=None, keepdims=False):
-    """Sum over ``axis`` (None: all; an int or a tuple of ints; a 0-d tensor takes 0 or -1)."""
+def _reduction_options(op, axis, keepdims, dim, keepdim):
+    """(axis, keepdims), each given under NumPy's name or PyTorch's (dim, keepdim)."""
+    axis = torch_alias(op, 'axis', 'dim', axis, dim, None)
+    keepdims = torch_alias(op, 'keepdims', 'keepdim', keepdims, keepdim, False)
+    if not isinstance(keepdims, (bool, np.bool_)):
+        raise ArgumentTypeError(f"{op}: keepdims must be a bool, got {keepdims!r}")
+    return axis, bool(keepdims)
+
+
+def sum(x, axis=None, keepdims=False, *, dim=None, keepdim=None):
+    """Sum over ``axis`` (None: all; an int or a tuple of ints; a 0-d tensor takes 0 or -1).
+    PyTorch's names ``dim`` and ``keepdim`` are taken too (``x.sum(dim=1, keepdim=True)``)."""
     x = as_tensor(x, op='sum')
+    axis, keepdims = _reduction_options('sum', axis, keepdims, dim, keepdim)
     return Sum(check_axes('sum', axis, x.shape), keepdims)(x)
 
 
-def mean(x, axis=None, keepdims=False):
+def mean(x, axis=None, keepdims=False, *, dim=None, keepdim=None):
     """Mean over ``axis``: sum / (number of elements summed); NaN over no elements, as in
-    PyTorch. Floating-point tensors only (PyTorch refuses integers too)."""
+    PyTorch. Floating-point tensors only (PyTorch refuses integers too). ``dim`` and
+    ``keepdim``: PyTorch's names for axis and keepdims."""
     x = as_tensor(x, op='mean')
+    axis, keepdims = _reduction_options('mean', axis, keepdims, dim, keepdim)
     check_float('mean', input=x)
     axes = check_axes('mean', axis, x.shape)
     n = 1
@@ -495,18 +508,12 @@ def max(x, axis=None, keepdims=False):
     return Max(axes, keepdims)(x)
 
 
-def argmax(x, axis=None, keepdims=False, *, keepdim=None):
+def argmax(x, axis=None, keepdims=False, *, dim=None, keepdim=None):
     """Indices of the maxima (not differentiable): of the flattened tensor, or along ``axis``.
-    ``keepdims`` (NumPy's name; PyTorch's ``keepdim`` is taken too) keeps the reduced axis
-    (every axis, for axis=None) with length 1."""
+    ``keepdims`` keeps the reduced axis (every axis, for axis=None) with length 1.
+    PyTorch's names ``dim`` and ``keepdim`` are taken too."""
     x = as_tensor(x, op='argmax')
-    if keepdim is not None:
-        if keepdims is not False and keepdims != keepdim:
-            raise ValueError(f"argmax: keepdims={keepdims!r} and keepdim={keepdim!r} disagree "
-                             f"(they are one option; give one of them)")
-        keepdims = keepdim
-    if not isinstance(keepdims, (bool, np.bool_)):
-        raise ArgumentTypeError(f"argmax: keepdims must be a bool, got {keepdims!r}")
+    axis, keepdims = _reduction_options('argmax', axis, keepdims, dim, keepdim)
     if axis is not None:
         axis = check_axis('argmax', axis, x.shape) if x.ndim else None
     if x.data.size == 0 or (axis is not None and x.shape[axis] == 0):

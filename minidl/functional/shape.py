@@ -13,7 +13,7 @@ from ..backend import get_array_module
 from ..tensor import Function, Tensor, as_tensor, astype, result_type
 from ..kernels import layout as L
 from ..kernels.elementwise import ascontiguousarray
-from ..utils import ArgumentTypeError, check_axis
+from ..utils import ArgumentTypeError, check_axis, torch_alias
 
 
 def broadcast_shape(op, *shapes):
@@ -274,9 +274,10 @@ class Concat(Function):
         return tuple(grads)
 
 
-def concat(tensors, axis=0):
-    """Join tensors along an existing axis (``torch.cat``). Their dtypes are promoted to one
-    by the rule of elementwise arithmetic (``tensor.result_type``)."""
+def concat(tensors, axis=0, *, dim=None):
+    """Join tensors along an existing axis (``torch.cat``; its name ``dim`` too). Their
+    dtypes are promoted to one by the rule of elementwise arithmetic (``tensor.result_type``)."""
+    axis = torch_alias('concat', 'axis', 'dim', axis, dim, 0)
     if not isinstance(tensors, (list, tuple)):
         raise ArgumentTypeError(f"concat: expected a list or tuple of tensors, got "
                                 f"{type(tensors).__name__}")
