@@ -9,6 +9,7 @@ the out-of-memory killer, a power cut) cannot do that: ``remove_stale_temporarie
 deletes such leftovers, recognised by their exact name, ``.<name>.<12 hex digits>.tmp``.
 """
 import contextlib
+import errno
 import os
 import re
 import secrets
@@ -17,9 +18,16 @@ _RANDOM_BYTES = 6  # the random part of a temporary file's name: 12 lowercase he
 _TEMPORARY = re.compile(r'\..+\.[0-9a-f]{%d}\.tmp' % (2 * _RANDOM_BYTES))
 
 
-def fspath(path):
-    """``path`` (str, bytes or PathLike) as a str."""
-    path = os.fspath(path)
+def fspath(path, who=None):
+    """``path`` (str, bytes or PathLike) as a str; anything else (None, a file object) is
+    a TypeError naming ``who``."""
+    try:
+        path = os.fspath(path)
+    except TypeError:
+        if who is None:
+            raise
+        raise TypeError(f"{who}: expected a file path (str, bytes or os.PathLike), got "
+                        f"{type(path).__name__}") from None
     return os.fsdecode(path) if isinstance(path, bytes) else path
 
 
@@ -32,11 +40,19 @@ def atomic_write(path, who):
     An OSError of the writing itself (a full disk: ENOSPC, no permission) is re-raised
     with ``path`` as its filename, so that the message names the file the user asked for
     rather than nothing or the hidden temporary file."""
-    path = fspath(path)
+    path = fspath(path, who)
+    if not path:
+        raise FileNotFoundError(errno.ENOENT, f"{who}: empty file name", path)
     target = os.path.realpath(path)
     directory = os.path.dirname(target)
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        raise NotADirectoryError(errno.ENOTDIR, f"{who}: {directory!r} is a file, not a "
+                                                f"directory", path)
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"{who}: directory {directory!r} does not exist")
+    if os.path.isdir(target):  # (found before the whole file is written beside it)
+        raise IsADirectoryError(errno.EISDIR, f"{who}: is a directory, not a file; give "
+                                              f"a file name", path)
     tmp = None
     try:
         tmp, fd = _create_temp(directory, os.path.basename(target))

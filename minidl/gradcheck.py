@@ -13,10 +13,13 @@ Non-finite values fail the check, whatever the tolerances: a NaN or inf in the f
 output at the point checked, in the analytic gradient or in the numeric one. (A plain
 ``|a - n| > tol`` test would let NaN through, since every comparison with NaN is False.)
 """
+import math
+
 import numpy as np
 
 from . import backend
 from .tensor import Tensor, enable_grad, grad, no_grad
+from .utils import check_int, check_number
 
 
 class GradcheckError(ValueError):
@@ -29,7 +32,26 @@ def _outputs(result, where):
         if not isinstance(o, Tensor):
             raise TypeError(f"{where}: fn must return a Tensor or a tuple of Tensors, "
                             f"got {type(o).__name__}")
+    if not outs:
+        raise ValueError(f"{where}: fn returned no outputs (an empty {type(result).__name__})")
     return list(outs)
+
+
+def _arguments(where, fn, inputs, eps, atol, rtol):
+    """``inputs`` as a tuple, after checking the arguments every check shares: a callable
+    fn, a Tensor or a sequence of inputs, a finite non-zero eps (central differences
+    divide by it) and tolerances >= 0 (a NaN tolerance would pass any gradient)."""
+    if not callable(fn):
+        raise TypeError(f"{where}: fn must be callable, got {type(fn).__name__}")
+    if not isinstance(inputs, (Tensor, tuple, list)):
+        raise TypeError(f"{where}: inputs must be a Tensor or a tuple/list of them, got "
+                        f"{type(inputs).__name__}")
+    eps = check_number(where, 'eps', eps)
+    if eps == 0 or not math.isfinite(eps):
+        raise ValueError(f"{where}: eps must be a finite non-zero number, got {eps}")
+    check_number(where, 'atol', atol, 0)
+    check_number(where, 'rtol', rtol, 0)
+    return (inputs,) if isinstance(inputs, Tensor) else tuple(inputs)
 
 
 def _targets(inputs, where):
@@ -70,7 +92,9 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, full_jacobian_max=16,
     failure raises ``GradcheckError`` naming the input (or output), the element and the
     values (or returns False with ``raise_exception=False``).
     """
-    inputs = (inputs,) if isinstance(inputs, Tensor) else tuple(inputs)
+    inputs = _arguments('gradcheck', fn, inputs, eps, atol, rtol)
+    full_jacobian_max = check_int('gradcheck', 'full_jacobian_max', full_jacobian_max, 0)
+    n_random = check_int('gradcheck', 'n_random', n_random, 1)  # (0 would check nothing)
     targets = _targets(inputs, 'gradcheck')
     for i in targets:  # perturbation below writes into a flat view of each input
         if not inputs[i].data.flags.c_contiguous:
@@ -156,7 +180,7 @@ def gradgradcheck(fn, inputs, grad_outputs=None, eps=1e-6, atol=1e-5, rtol=1e-3,
     like any other function, with respect to both the inputs and the direction ``v``
     (random float64 unless ``grad_outputs`` is given).
     """
-    inputs = (inputs,) if isinstance(inputs, Tensor) else tuple(inputs)
+    inputs = _arguments('gradgradcheck', fn, inputs, eps, atol, rtol)
     targets = _targets(inputs, 'gradgradcheck')
     with enable_grad():
         outs = _outputs(fn(*inputs), 'gradgradcheck')
@@ -167,6 +191,10 @@ def gradgradcheck(fn, inputs, grad_outputs=None, eps=1e-6, atol=1e-5, rtol=1e-3,
     else:
         grad_outputs = list(grad_outputs) if isinstance(grad_outputs, (tuple, list)) \
             else [grad_outputs]
+        shapes = [tuple(np.shape(g.data if isinstance(g, Tensor) else g)) for g in grad_outputs]
+        if shapes != [o.shape for o in outs]:
+            raise ValueError(f"gradgradcheck: grad_outputs have shapes {shapes}, fn's outputs "
+                             f"{[o.shape for o in outs]} (one per output, of its shape)")
     n = len(inputs)
 
     def first_derivative(*args):

@@ -14,7 +14,8 @@ import shutil
 import subprocess
 
 from . import backend
-from .files import atomic_write
+from .files import atomic_write, fspath
+from .tensor import Tensor
 
 
 def _describe(shape, dtype):
@@ -45,6 +46,7 @@ def _quote(text):
 
 def functions(output):
     """Every Function recorded on the way to ``output``, each once, outputs first."""
+    _check_tensor('functions', output)
     order, seen = [], set()
     stack = [output.grad_fn]
     while stack:
@@ -60,19 +62,31 @@ def functions(output):
     return order
 
 
+def _check_tensor(who, output):
+    if not isinstance(output, Tensor):
+        raise TypeError(f"{who}: expected a Tensor, got {type(output).__name__}")
+
+
 def to_dot(output, params=None, title=None):
     """The graph that produced ``output`` (a Tensor) as DOT text.
 
-    ``params``: an optional {name: Tensor} (``dict(model.named_parameters())``) that names
-    the leaves that are parameters. Raises ValueError after backward freed the graph.
+    ``params``: an optional {name: Tensor} (``dict(model.named_parameters())``, or the
+    (name, Tensor) pairs ``model.named_parameters()`` yields) that names the leaves that
+    are parameters. Raises ValueError after backward freed the graph.
     """
+    _check_tensor('to_dot', output)
+    try:
+        params = dict(params or {})
+    except (TypeError, ValueError):
+        raise TypeError(f"to_dot: params must be a dict {{name: Tensor}} or (name, Tensor) "
+                        f"pairs, got {type(params).__name__}") from None
     if output.grad_fn is None:
         raise ValueError(f"to_dot: the tensor {_describe(output.shape, output.dtype)} was not "
                          f"computed by recorded Functions (a leaf, or made under no_grad)")
-    names = {id(p): n for n, p in (params or {}).items()}
+    names = {id(p): n for n, p in params.items()}
     lines = ['digraph minidl {', '  rankdir=TB;', '  node [fontname="Helvetica", fontsize=10];']
     if title:
-        lines.append(f'  label={_quote(title)}; labelloc=t;')
+        lines.append(f'  label={_quote(str(title))}; labelloc=t;')
     leaves = {}
     for fn in functions(output):
         label = '\n'.join([fn.name] + [f"keeps {k}" for k in _kept(fn)])
@@ -102,6 +116,10 @@ def write(dot, path):
     """Write ``dot`` to ``path``: rendered by Graphviz when ``path`` ends in .svg, .png or
     .pdf and ``dot`` is installed, else as DOT text to ``path`` with its suffix replaced by
     .dot. Returns (path written, a hint or None). Atomic: no half-written file is left."""
+    if not isinstance(dot, str):
+        raise TypeError(f"graph.write: dot must be the str to_dot returns, got "
+                        f"{type(dot).__name__}")
+    path = fspath(path, 'graph.write')
     stem, suffix = os.path.splitext(path)
     fmt = suffix.lstrip('.').lower()
     if fmt not in ('svg', 'png', 'pdf', 'dot'):

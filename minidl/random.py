@@ -12,8 +12,16 @@ _seed = [None]
 
 
 def manual_seed(seed):
-    """Seed every generator minidl uses; returns the seed."""
-    seed = int(seed)
+    """Seed every generator minidl uses; returns the seed. As in PyTorch, ``seed`` is read
+    with ``int()`` and a negative one counts from 2**64 (-1 is 2**64 - 1)."""
+    try:
+        seed = int(seed)
+    except (TypeError, ValueError, OverflowError) as e:
+        raise type(e)(f"manual_seed: the seed must be an int, got {seed!r:.40} ({e})") from None
+    if seed < 0:  # NumPy takes non-negative seeds only
+        if seed < -2 ** 63:
+            raise ValueError(f"manual_seed: a negative seed must be at least -2**63, got {seed}")
+        seed += 2 ** 64
     _seed[0] = seed
     _generators['cpu'] = np.random.default_rng(seed)
     _generators['cuda'] = None  # recreated from the seed on first use
@@ -36,8 +44,14 @@ def get_rng_state():
 
 
 def set_rng_state(state):
+    """Restore the CPU generator from what ``get_rng_state`` returned."""
     rng = np.random.default_rng()
-    rng.bit_generator.state = state
+    try:
+        rng.bit_generator.state = state
+    except (TypeError, ValueError, KeyError) as e:
+        raise type(e)(f"set_rng_state: expected the dict get_rng_state() returned (NumPy "
+                      f"{type(rng.bit_generator).__name__} state), got "
+                      f"{type(state).__name__} ({e})") from None
     _generators['cpu'] = rng
 
 

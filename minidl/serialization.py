@@ -34,6 +34,7 @@ import errno
 import json
 import math
 import os
+import stat
 import zipfile
 import zlib
 
@@ -46,6 +47,7 @@ from .tensor import Tensor
 FORMAT = 'minidl-checkpoint'
 VERSION = 1
 META = 'minidl_meta'
+MAX_DEPTH = 100  # dicts, lists and tuples inside one another: what load surely reads back
 
 
 class CheckpointError(ValueError):
@@ -61,6 +63,7 @@ def save(obj, path):
     (no '.npz' is appended). Anything else raises TypeError naming where it is in ``obj``;
     nothing is written then.
     """
+    _fspath(path, 'save')  # (a bad path is an error before obj is encoded)
     arrays = {}
     meta = {'format': FORMAT, 'version': VERSION, 'root': _encode(obj, '', arrays, set())}
     entries = {META: np.frombuffer(json.dumps(meta, allow_nan=False).encode(), np.uint8)}
@@ -89,6 +92,9 @@ def _encode(obj, where, arrays, active):
     if isinstance(obj, (dict, list, tuple)):
         if id(obj) in active:
             raise ValueError(f"save: the structure contains itself at {_where(where)}")
+        if len(active) == MAX_DEPTH:  # (json and load would meet Python's recursion limit)
+            raise ValueError(f"save: more than {MAX_DEPTH} dicts, lists or tuples inside "
+                             f"one another, at {where[:40]}... ({len(active)} levels)")
         active.add(id(obj))
         if isinstance(obj, dict):
             node = {'t': 'dict', 'items': [_encode_item(key, value, where, arrays, active)
@@ -99,9 +105,12 @@ def _encode(obj, where, arrays, active):
                               for i, value in enumerate(obj)]}
         active.discard(id(obj))
         return node
-    raise TypeError(f"save: cannot store object of type {type(obj).__name__} at "
-                    f"{_where(where)} (supported: dict, list, tuple, arrays, Tensors, "
-                    f"int, float, bool, str, None, NumPy scalars)")
+    kind = type(obj).__qualname__
+    if kind in ('Tensor', 'Parameter'):  # another library's: torch.Tensor, not a minidl one
+        kind = f"{type(obj).__module__}.{kind}"
+    raise TypeError(f"save: cannot store object of type {kind} at {_where(where)} "
+                    f"(supported: dict, list, tuple, arrays, minidl Tensors, int, float, "
+                    f"bool, str, None, NumPy scalars)")
 
 
 def _encode_item(key, value, where, arrays, active):
@@ -154,12 +163,8 @@ def load(path):
     and holds. Raises FileNotFoundError for a missing file and CheckpointError (a
     ValueError) for anything that is not an intact minidl checkpoint.
     """
-    path = _fspath(path)
-    try:
-        f = open(path, 'rb')
-    except FileNotFoundError:
-        raise FileNotFoundError(2, "load: no such checkpoint file", path) from None
-    with f:
+    path = _fspath(path, 'load')
+    with _open_regular_file(path) as f:
         head = f.read(6)
         f.seek(0)
         if not head.startswith((b'PK', b'\x93NUMPY')):  # (else NumPy's advice is to unpickle)
@@ -184,6 +189,30 @@ def load(path):
                 if err.errno != errno.EINVAL:
                     raise
                 raise _invalid(path, _describe(err)) from None
+
+
+def _open_regular_file(path):
+    """``path`` opened to read, or the error naming load: missing, a directory, no
+    permission, or not a regular file. Opened non-blocking, as a FIFO opened to read would
+    wait for a writer forever."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, 'O_NONBLOCK', 0)
+                     | getattr(os, 'O_BINARY', 0))
+    except FileNotFoundError:
+        raise FileNotFoundError(errno.ENOENT, "load: no such checkpoint file", path) from None
+    except OSError as e:  # no permission, ...: the error names load and the path
+        raise OSError(e.errno, f"load: {e.strerror}", path) from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, "load: is a directory, not a checkpoint file",
+                                    path)
+        if not stat.S_ISREG(mode):
+            raise _invalid(path, "not a regular file (a pipe or a device holds no checkpoint)")
+        return os.fdopen(fd, 'rb')
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _invalid(path, reason):

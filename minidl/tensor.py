@@ -23,6 +23,7 @@ import weakref
 import numpy as np
 
 from . import backend
+from .utils import check_axis
 
 
 # ----------------------------------------------------------------------------- grad mode
@@ -74,7 +75,7 @@ def _as_array(data, dtype=None, op='tensor'):
         array = np.asarray(data, dtype=dtype)
     elif isinstance(data, numbers.Number):
         default = np.complex64 if isinstance(data, complex) else np.float32
-        array = np.asarray(data, dtype=default if dtype is None else dtype)
+        array = _numbers_as(data, default if dtype is None else dtype, op)
     elif data is None or isinstance(data, (str, bytes, dict, set)):
         raise TypeError(f"{op}: expected a Tensor, an array or a number, got "
                         f"{type(data).__name__} {data!r:.60}")
@@ -86,16 +87,35 @@ def _as_array(data, dtype=None, op='tensor'):
                             f"{data!r:.60}: {e}") from None
         if array.dtype.kind in NUMBER_KINDS:
             default = np.complex64 if array.dtype.kind == 'c' else np.float32
-            array = array.astype(default if dtype is None else dtype, copy=False)
+            array = array.astype(default, copy=False) if dtype is None else \
+                _numbers_as(data, dtype, op)
     if array.dtype.kind not in NUMBER_KINDS:
         raise TypeError(f"{op}: a tensor holds numbers (bool, int, float or complex), got "
                         f"dtype {array.dtype} from {type(data).__name__}")
     return array
 
 
-def _check_dtype(op, dtype):
-    """``dtype`` as a NumPy dtype, or a TypeError naming ``op``."""
+def _numbers_as(data, dtype, op):
+    """Python numbers (one, or nested lists of them) as an array of ``dtype``, with the
+    checks PyTorch makes: a complex number does not become a real one, and an integer
+    dtype takes only the values it holds (NaN, inf, 300 for uint8 are errors, not wrapped
+    around). NumPy makes these checks for Python numbers; the error names ``op``."""
     try:
+        return np.asarray(data, dtype=dtype)
+    except TypeError as e:
+        raise TypeError(f"{op}: cannot make a {np.dtype(dtype)} tensor from "
+                        f"{data!r:.60}: {e}") from None
+    except (ValueError, OverflowError) as e:
+        raise ValueError(f"{op}: cannot make a {np.dtype(dtype)} tensor from "
+                         f"{data!r:.60}: {e}") from None
+
+
+def _check_dtype(op, dtype):
+    """``dtype`` as a NumPy dtype, or a TypeError naming ``op`` (None is not a dtype here,
+    although NumPy reads it as float64)."""
+    try:
+        if dtype is None:
+            raise TypeError
         return np.dtype(dtype)
     except TypeError:
         raise TypeError(f"{op}: {dtype!r} is not a dtype (try numpy.float32)") from None
@@ -150,11 +170,16 @@ class Tensor:
 
     @grad.setter
     def grad(self, value):
+        """A Tensor of this tensor's shape and dtype (as PyTorch), or an array or number,
+        which is converted to this tensor's dtype."""
         if value is not None and not isinstance(value, Tensor):
             value = Tensor(_as_array(value, self.dtype))
         if value is not None and value.shape != self.shape:
             raise ValueError(f"Tensor.grad: assigned gradient has shape {value.shape}, "
                              f"the tensor has shape {self.shape}")
+        if value is not None and value.dtype != self.dtype:
+            raise TypeError(f"Tensor.grad: assigned gradient has dtype {value.dtype}, the "
+                            f"tensor has dtype {self.dtype} (shape {self.shape})")
         self._grad = value
 
     @property
@@ -163,6 +188,8 @@ class Tensor:
 
     @requires_grad.setter
     def requires_grad(self, flag):
+        if not isinstance(flag, (bool, np.bool_)):  # ('no' would be True)
+            raise TypeError(f"Tensor.requires_grad must be True or False, got {flag!r}")
         if flag and not _is_float(self.dtype):
             raise TypeError(f"Tensor.requires_grad: only floating-point tensors can require "
                             f"gradients, got dtype {self.dtype} with shape {self.shape}")
@@ -180,13 +207,34 @@ class Tensor:
 
     def size(self, dim=None):
         """The shape (PyTorch's ``x.size()``), or one dimension of it."""
-        return self.shape if dim is None else self.shape[dim]
+        if dim is None:
+            return self.shape
+        if not self.ndim:
+            raise IndexError(f"Tensor.size: dim {dim!r} given, but a 0-d tensor has no "
+                             f"dimensions")
+        return self.shape[check_axis('Tensor.size', dim, self.shape, 'dim')]
 
     def numel(self):
         return int(self.data.size)
 
     def __len__(self):
+        if not self.ndim:
+            raise TypeError("len() of a 0-d tensor")
         return len(self.data)
+
+    def __iter__(self):
+        """The sub-tensors along dimension 0 (without this, Python would iterate a 0-d
+        tensor by indexing it until IndexError: an empty list)."""
+        if not self.ndim:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(len(self)))
+
+    def __index__(self):
+        """A one-element integer tensor as a Python int: ``x[n:]``, ``range(n)``."""
+        if self.data.size != 1 or self.dtype.kind not in 'iu':
+            raise TypeError(f"only an integer tensor of one element converts to an index, "
+                            f"got {self.dtype} with shape {self.shape}")
+        return int(self.data.item())
 
     def __repr__(self):
         body = str(backend.to_numpy(self.data)).replace('\n', '\n       ')
@@ -233,6 +281,9 @@ class Tensor:
         replaces the gradient. Returns a handle whose ``remove()`` unregisters the hook."""
         if not self.requires_grad:
             raise ValueError("register_hook: the tensor does not require grad")
+        if not callable(hook):
+            raise TypeError(f"register_hook: the hook must be callable(grad), got "
+                            f"{type(hook).__name__} {hook!r:.40}")
         if self.grad_fn is not None:  # the graph keeps a hooked tensor alive until backward
             self.grad_fn.__dict__.setdefault('hooked_outputs', []).append(self)
         self._hooks.append(hook)
@@ -365,7 +416,7 @@ class Function:
         self._check_devices(inputs)
         outputs = self.forward(*[x.data for x in inputs])
         single = not isinstance(outputs, tuple)
-        outputs = [Tensor(y) for y in ((outputs,) if single else outputs)]
+        outputs = [self._output(y) for y in ((outputs,) if single else outputs)]
         if _GradMode.enabled and any(x.requires_grad for x in inputs):
             self.inputs = inputs if self.reads_inputs else [_record(x) for x in inputs]
             self.needs_input_grad = tuple(x.requires_grad for x in inputs)
@@ -386,6 +437,14 @@ class Function:
     @property
     def name(self):
         return type(self).__name__
+
+    def _output(self, y):
+        """A Tensor of an array forward returned (a list or a Python float would become a
+        float32 tensor whatever the inputs' dtype)."""
+        if not (backend.is_array(y) or isinstance(y, np.generic)):
+            raise TypeError(f"{self.name}.forward returned {type(y).__name__}, expected an "
+                            f"array (NumPy or CuPy) or a tuple of arrays")
+        return Tensor(y)
 
     def _check_devices(self, inputs):
         devices = {x.device for x in inputs}
@@ -428,8 +487,15 @@ class Cast(Function):
 
 
 def astype(x, dtype):
+    """x converted to ``dtype``; differentiable to a floating-point dtype. A cast to an
+    integer, bool or complex dtype gives a tensor that does not require grad (as in
+    PyTorch: rounding has no useful derivative), cut from the graph."""
     dtype = _check_dtype('astype', dtype)
-    return x if x.dtype == dtype else Cast(dtype)(x)
+    if x.dtype == dtype:
+        return x
+    if dtype.kind != 'f' and x.requires_grad:
+        return Tensor(x.data.astype(dtype))
+    return Cast(dtype)(x)
 
 
 class ToDevice(Function):
@@ -446,7 +512,10 @@ class ToDevice(Function):
 
 
 def to(x, device_or_dtype):
-    """``x.to('cuda')``, ``x.to('cpu')`` or ``x.to(numpy.float64)`` (differentiable)."""
+    """``x.to('cuda')``, ``x.to('cpu')`` or ``x.to(numpy.float64)`` (differentiable);
+    ``x.to(None)`` is x, as in PyTorch."""
+    if device_or_dtype is None:
+        return x
     if isinstance(device_or_dtype, str):
         device = backend.check_device(device_or_dtype)
         return x if x.device == device else ToDevice(device)(x)
@@ -508,6 +577,9 @@ def _seed(root, g):
     g = as_tensor(g, like=root)
     if g.shape != root.shape:
         raise ValueError(f"backward: grad has shape {g.shape}, the output has shape {root.shape}")
+    if (g.dtype.kind == 'c') != (root.dtype.kind == 'c'):  # a cast would drop the imaginary part
+        raise TypeError(f"backward: grad is {g.dtype} but the output is {root.dtype}; a complex "
+                        f"gradient needs a complex output and a real one a real output")
     return g if g.dtype == root.dtype else astype(g, root.dtype)
 
 
@@ -554,10 +626,20 @@ def _output_grad(fn, i, y, grads, captured, create_graph):
 
 
 def _apply_hooks(t, g):
+    """g after t's hooks; a hook's result must keep g's shape and dtype (as in PyTorch)."""
     for hook in t._hooks:
         result = hook(g)
-        if result is not None:
-            g = as_tensor(result)
+        if result is None:
+            continue
+        name = getattr(hook, '__qualname__', type(hook).__name__)
+        if not isinstance(result, Tensor) and not backend.is_array(result):
+            raise TypeError(f"register_hook: hook {name} returned {type(result).__name__}, "
+                            f"expected None or a gradient Tensor of shape {g.shape} {g.dtype}")
+        result = as_tensor(result)
+        if result.shape != g.shape or result.dtype != g.dtype:
+            raise ValueError(f"register_hook: hook {name} changed the gradient from "
+                             f"{g.shape} {g.dtype} to {result.shape} {result.dtype}")
+        g = result
     return g
 
 
@@ -573,6 +655,9 @@ def _normalise_input_grads(fn, grads):
             out.append(None)
             continue
         if not isinstance(g, Tensor):
+            if not (backend.is_array(g) or isinstance(g, np.generic)):
+                raise TypeError(f"{fn.name}.backward returned {type(g).__name__} for input "
+                                f"{i}, expected a Tensor (or None)")
             if _GradMode.enabled:
                 raise TypeError(f"{fn.name}.backward returned an array, not a Tensor, so its "
                                 f"gradient cannot be differentiated again (create_graph=True)")
@@ -581,6 +666,9 @@ def _normalise_input_grads(fn, grads):
             raise ValueError(f"{fn.name}.backward: gradient for input {i} has shape {g.shape}, "
                              f"the input has shape {x.shape}")
         if g.dtype != x.dtype:
+            if g.dtype.kind == 'c' and x.dtype.kind != 'c':  # (as PyTorch: not cast to real)
+                raise TypeError(f"{fn.name}.backward: gradient for input {i} is {g.dtype}, the "
+                                f"input is {x.dtype}; a real input needs a real gradient")
             g = g.astype(x.dtype)
         out.append(g)
     return out
@@ -620,10 +708,20 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     single_in = isinstance(inputs, Tensor)
     outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
     inputs = [inputs] if single_in else list(inputs)
+    for where, tensors in (('outputs', outputs), ('inputs', inputs)):
+        for i, t in enumerate(tensors):
+            if not isinstance(t, Tensor):
+                raise TypeError(f"grad: {where} must be Tensors, got {type(t).__name__} at "
+                                f"position {i}")
     if grad_outputs is None:
         grad_outputs = [None] * len(outputs)
     elif isinstance(grad_outputs, Tensor):
         grad_outputs = [grad_outputs]
+    else:
+        grad_outputs = list(grad_outputs)
+    if len(grad_outputs) != len(outputs):  # (zip would drop the extra ones silently)
+        raise ValueError(f"grad: {len(grad_outputs)} grad_outputs for {len(outputs)} outputs; "
+                         f"give one per output (None for a one-element output)")
     seeds = []
     for y, g in zip(outputs, grad_outputs):
         if g is None:
@@ -660,6 +758,8 @@ def install_operators(F):
     T.__matmul__, T.__rmatmul__ = F.matmul, lambda self, other: F.matmul(other, self)
     T.__neg__, T.__pos__, T.__abs__ = F.neg, (lambda self: self), F.absolute
     T.__getitem__ = F.getitem
+    T.__iadd__, T.__isub__ = _in_place(F.add, '+='), _in_place(F.sub, '-=')
+    T.__imul__, T.__itruediv__ = _in_place(F.mul, '*='), _in_place(F.div, '/=')
     for op in ('__eq__', '__ne__', '__lt__', '__le__', '__gt__', '__ge__'):
         setattr(T, op, _comparison(op))
     T.sum, T.mean, T.max, T.argmax = F.sum, F.mean, F.max, F.argmax
@@ -681,4 +781,35 @@ def _comparison(op):
         except TypeError as e:  # e.g. a tensor > a string
             raise TypeError(f"{op.strip('_')}: cannot compare a {self.dtype} tensor with "
                             f"{type(other).__name__} {other!r:.40}: {e}") from None
+        except ValueError as e:  # e.g. shapes that do not broadcast
+            raise ValueError(f"{op.strip('_')}: cannot compare a tensor of shape {self.shape} "
+                             f"with {type(other).__name__} {getattr(other, 'shape', '')}: "
+                             f"{e}") from None
+    return method
+
+
+def _in_place(op, symbol):
+    """``x += y`` (and -=, *=, /=). minidl has no in-place ops in the graph, so on a tensor
+    that is recorded or may be, it is ``x = x + y``: a new tensor bound to the name x. A
+    leaf that requires grad is the exception, as in PyTorch: while grad mode is on this is
+    an error (the update would be lost from the graph, and x would stop being a leaf);
+    under ``no_grad`` (a hand-written SGD step, ``w -= lr * w.grad``) its values are
+    updated in place and it stays the same leaf."""
+    def method(self, other):
+        if not (self.requires_grad and self.grad_fn is None):
+            return op(self, other)
+        if _GradMode.enabled:
+            raise RuntimeError(f"x {symbol} y: x is a leaf tensor that requires grad "
+                               f"({_describe(self)}); change it in place under "
+                               f"minidl.no_grad(), or write x = x {symbol[0]} y for a new "
+                               f"tensor")
+        result = op(self, other)
+        if result.shape != self.shape:
+            raise ValueError(f"x {symbol} y: the result has shape {result.shape}, x has shape "
+                             f"{self.shape} (an in-place update keeps x's shape)")
+        if result.dtype.kind == 'c':
+            raise TypeError(f"x {symbol} y: the result is {result.dtype}, which x "
+                            f"({self.dtype}) cannot hold")
+        self.data[...] = result.data
+        return self
     return method

@@ -87,6 +87,12 @@ class _Dataset:
     mean = std = ()      # per-channel constants for normalising images scaled to [0, 1]
 
     def __init__(self, root=None, train=True, classes=None, download=True, verify=True):
+        for option, flag in (('train', train), ('download', download), ('verify', verify)):
+            if not isinstance(flag, (bool, np.bool_)):  # (train='no' would be the train split)
+                raise TypeError(f"{self.name}: {option} must be True or False, got {flag!r}")
+        if root is not None and not isinstance(root, (str, bytes, os.PathLike)):
+            raise TypeError(f"{self.name}: root must be a folder path (str or os.PathLike), "
+                            f"got {type(root).__name__}")
         self.train = bool(train)
         found, looked = _search(type(self), root, self.train)
         if found is None:
@@ -113,7 +119,14 @@ class _Dataset:
         return len(self.labels)
 
     def __getitem__(self, index):
-        index = operator.index(index)
+        try:
+            index = operator.index(index)
+        except TypeError:
+            raise TypeError(f"{self.name}: index must be an int, got "
+                            f"{type(index).__name__} {index!r:.40}") from None
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"{self.name}: index {index} is out of range for {len(self)} "
+                             f"images")
         return self.images[index], int(self.labels[index])
 
     def __repr__(self):
@@ -126,6 +139,9 @@ class _Dataset:
         names = self.classes
         if isinstance(classes, (str, int, np.integer)):
             classes = (classes,)
+        if isinstance(classes, (set, frozenset)):  # (its order, hence the labels, may vary)
+            raise TypeError(f"{self.name}: classes must be in order (a list or tuple: the "
+                            f"first is label 0), got a {type(classes).__name__}")
         chosen = []
         for c in classes:
             if isinstance(c, str):

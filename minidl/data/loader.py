@@ -34,7 +34,7 @@ import numpy as np
 
 from .. import backend
 from ..tensor import Tensor
-from ..utils import check_int
+from ..utils import ArgumentTypeError, check_int
 from .transforms import ToFloat
 
 _POLL = 0.05  # seconds between checks of the stop event while blocked on the queue
@@ -57,6 +57,10 @@ class DataLoader:
             if not hasattr(dataset, attr):
                 raise TypeError(f"DataLoader: the dataset ({type(dataset).__name__}) has no "
                                 f".{attr}")
+        if isinstance(dataset.images, (list, tuple)):  # (batches index it with an array)
+            raise TypeError(f"DataLoader: the dataset's images must be an array (N, C, H, W), "
+                            f"got a {type(dataset.images).__name__}; convert with "
+                            f"numpy.asarray")
         n_images, n_labels = len(dataset.images), len(dataset.labels)
         if not n_images == n_labels == len(dataset):
             raise ValueError(f"DataLoader: dataset of length {len(dataset)} has images of "
@@ -72,6 +76,13 @@ class DataLoader:
         batch_size = check_int('DataLoader', 'batch_size', batch_size, 1)
         prefetch = check_int('DataLoader', 'prefetch', prefetch, 1)
         seed = check_int('DataLoader', 'seed', seed)
+        if seed < 0:  # (found here, not by NumPy at the first batch)
+            raise ValueError(f"DataLoader: seed must be >= 0 (NumPy's generators take no "
+                             f"negative seed), got {seed}")
+        for name, flag in (('shuffle', shuffle), ('drop_last', drop_last)):
+            if not isinstance(flag, (bool, np.bool_)):  # ('no' would be True)
+                raise ArgumentTypeError(f"DataLoader: {name} must be True or False, got "
+                                        f"{flag!r}")
         if transform is not None and not callable(transform):
             raise TypeError(f"DataLoader: transform must be callable(x, rng), got {transform!r}")
         try:
@@ -103,7 +114,7 @@ class DataLoader:
 
     def rng(self, epoch):
         """The generator of epoch ``epoch``: ``np.random.default_rng([seed, epoch])``."""
-        return np.random.default_rng([self.seed, int(epoch)])
+        return np.random.default_rng([self.seed, check_int('DataLoader', 'epoch', epoch, 0)])
 
     def batch_indices(self, epoch, rng=None):
         """The dataset indices of each batch of ``epoch``, in order (a list of arrays).
@@ -163,6 +174,10 @@ def _produce(images, labels, batches, transform, rng, out, stop, epoch):
             if stop.is_set():
                 return
             x = transform(images[index], rng)
+            if not backend.is_array(x):
+                name = getattr(transform, '__qualname__', type(transform).__name__)
+                raise TypeError(f"DataLoader: the transform {name} returned "
+                                f"{type(x).__name__}, expected an array of images")
             y = np.asarray(labels[index])
             if y.dtype.kind not in 'iu':  # (checked at construction; labels may be replaced)
                 raise TypeError(f"DataLoader: labels must be integer class indices, got "

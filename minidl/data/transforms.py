@@ -19,7 +19,7 @@ The formulas and the derivation of the PCA lighting are in ``docs/augmentation.m
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ..utils import pair
+from ..utils import check_int, check_number, pair
 
 # PCA of ImageNet RGB pixels in the [0, 1] scale (the constants of fb.resnet.torch and the
 # torchvision reference scripts); columns of IMAGENET_EIGVEC are the eigenvectors.
@@ -41,10 +41,31 @@ def _check_batch(name, x, channels=None, floating=False):
                         f"got dtype {x.dtype} with shape {x.shape}")
 
 
+def _check_rng(name, rng):
+    """A random transform draws from the ``np.random.Generator`` it is given."""
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"{name}: rng must be a numpy.random.Generator (e.g. "
+                        f"numpy.random.default_rng(0)), got {type(rng).__name__}")
+
+
+def _finite(name, what, values, dtype=np.float32):
+    """``values`` (numbers) as a non-empty array of finite numbers of ``dtype``."""
+    try:
+        array = np.asarray(values, dtype)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{name}: {what} must be numbers, got {values!r:.60} ({e})") from None
+    if not array.size or not np.all(np.isfinite(array)):  # (None reads as NaN)
+        raise ValueError(f"{name}: {what} must be finite numbers, got {values!r:.60}")
+    return array
+
+
 class Compose:
     """Apply transforms in order: ``Compose([f, g])(x, rng) == g(f(x, rng), rng)``."""
 
     def __init__(self, transforms):
+        if not isinstance(transforms, (list, tuple)):
+            raise TypeError(f"Compose: expected a list of transforms, got "
+                            f"{type(transforms).__name__}")
         self.transforms = list(transforms)
         for t in self.transforms:
             if not callable(t):
@@ -92,8 +113,8 @@ class Normalize:
     """
 
     def __init__(self, mean, std):
-        self.mean = np.asarray(mean, np.float32).reshape(-1)
-        self.std = np.asarray(std, np.float32).reshape(-1)
+        self.mean = _finite('Normalize', 'mean', mean).reshape(-1)
+        self.std = _finite('Normalize', 'std', std).reshape(-1)
         if self.mean.shape != self.std.shape:
             raise ValueError(f"Normalize: mean has shape {self.mean.shape}, "
                              f"std has shape {self.std.shape}")
@@ -126,8 +147,7 @@ class RandomCrop:
 
     def __init__(self, size, padding=0, padding_mode='constant'):
         self.size = pair('RandomCrop', 'size', size, 1)
-        if int(padding) != padding or padding < 0:
-            raise ValueError(f"RandomCrop: padding must be a non-negative int, got {padding!r}")
+        padding = check_int('RandomCrop', 'padding', padding, 0)
         if padding_mode not in ('constant', 'reflect'):
             raise ValueError(f"RandomCrop: padding_mode must be 'constant' or 'reflect', got "
                              f"{padding_mode!r}")
@@ -135,6 +155,7 @@ class RandomCrop:
 
     def __call__(self, x, rng):
         _check_batch('RandomCrop', x)
+        _check_rng('RandomCrop', rng)
         n, c, H, W = x.shape
         h, w = self.size
         p = self.padding
@@ -188,12 +209,11 @@ class RandomHorizontalFlip:
     """
 
     def __init__(self, p=0.5):
-        if not 0 <= p <= 1:
-            raise ValueError(f"RandomHorizontalFlip: p must be in [0, 1], got {p!r}")
-        self.p = float(p)
+        self.p = check_number('RandomHorizontalFlip', 'p', p, 0, 1)
 
     def __call__(self, x, rng):
         _check_batch('RandomHorizontalFlip', x)
+        _check_rng('RandomHorizontalFlip', rng)
         flip = rng.random(len(x)) < self.p
         out = x.copy()
         out[flip] = x[flip][..., ::-1]  # one gather and one scatter of the flipped images
@@ -216,7 +236,7 @@ class AlternatingFlip:
         self.epoch = 0
 
     def set_epoch(self, epoch):
-        self.epoch = int(epoch)
+        self.epoch = check_int('AlternatingFlip.set_epoch', 'epoch', epoch, 0)
 
     def __call__(self, x, rng=None):
         _check_batch('AlternatingFlip', x)
@@ -230,6 +250,7 @@ def flip_half_(images, seed=0):
     """Mirror a random half of ``images`` (N, C, H, W) in place, chosen by ``seed``;
     returns the boolean mask of the mirrored ones."""
     _check_batch('flip_half_', images)
+    seed = check_int('flip_half_', 'seed', seed, 0)
     mask = np.random.default_rng(seed).random(len(images)) < 0.5
     images[mask] = images[mask][..., ::-1]
     return mask
@@ -252,14 +273,14 @@ class Lighting:
     """
 
     def __init__(self, std=0.1, eigval=None, eigvec=None):
-        self.std = float(std)
-        self.eigval = np.asarray(IMAGENET_EIGVAL if eigval is None else eigval, np.float64)
-        self.eigvec = np.asarray(IMAGENET_EIGVEC if eigvec is None else eigvec, np.float64)
+        self.std = check_number('Lighting', 'std', std, 0, np.inf, high_open=True)
+        self.eigval = _finite('Lighting', 'eigval', IMAGENET_EIGVAL if eigval is None
+                              else eigval, np.float64)
+        self.eigvec = _finite('Lighting', 'eigvec', IMAGENET_EIGVEC if eigvec is None
+                              else eigvec, np.float64)
         if self.eigval.shape != (3,) or self.eigvec.shape != (3, 3):
             raise ValueError(f"Lighting: expected eigval of shape (3,) and eigvec of shape "
                              f"(3, 3), got {self.eigval.shape} and {self.eigvec.shape}")
-        if self.std < 0:
-            raise ValueError(f"Lighting: std must be non-negative, got {std!r}")
 
     def shifts(self, n, rng):
         """The ``(n, 3)`` RGB shifts ``delta_n`` for ``n`` images (what ``__call__`` adds)."""
@@ -268,6 +289,7 @@ class Lighting:
 
     def __call__(self, x, rng):
         _check_batch('Lighting', x, channels=3, floating=True)
+        _check_rng('Lighting', rng)
         delta = self.shifts(len(x), rng).astype(x.dtype)
         return x + delta[:, :, None, None]
 
@@ -281,6 +303,9 @@ def _pixel_moments(images, sample, seed, who):
     """Count, sum and sum of outer products of the RGB pixels of (a sample of) ``images``,
     in the [0, 1] scale (uint8 / 255; float images are taken as they are), in float64."""
     _check_batch(who, images)
+    if sample is not None:
+        sample = check_int(who, 'sample', sample, 1)
+    seed = check_int(who, 'seed', seed, 0)
     n = len(images)
     if sample is not None and sample < n:
         index = np.sort(np.random.default_rng(seed).choice(n, size=int(sample), replace=False))

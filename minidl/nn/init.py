@@ -10,19 +10,32 @@ prod(kernel). Random numbers come from minidl's generator (``minidl.manual_seed`
 - The AlexNet paper: ``normal_(w, 0, 0.01)`` for weights, ``constant_(b, 1)`` or ``zeros_``.
 - ``dirac_``: the identity convolution (a 1 at the kernel centre linking output channel d
   to input channel d), deterministic.
+
+Each takes a Tensor (a Parameter, usually); the random ones a floating-point one.
 """
 import math
 
 import numpy as np
 
 from .. import random
-from ..utils import check_int, check_number
+from ..tensor import Tensor
+from ..utils import ArgumentTypeError, check_int, check_number, is_number
 
 
 def _fill(tensor, array):
     """Write ``array`` (on the tensor's device) into the tensor, cast to its dtype."""
     tensor.data[...] = array
     return tensor
+
+
+def _check_tensor(op, tensor, floating=False):
+    """A Tensor to fill in place (a random fill: a floating-point one, as in PyTorch)."""
+    if not isinstance(tensor, Tensor):
+        raise TypeError(f"{op}: expected a Tensor (e.g. a Parameter), got "
+                        f"{type(tensor).__name__}")
+    if floating and tensor.dtype.kind != 'f':
+        raise TypeError(f"{op}: expected a floating-point tensor, got {tensor.dtype} with "
+                        f"shape {tensor.shape}")
 
 
 def _fans(tensor, op='init'):
@@ -36,41 +49,67 @@ def _fans(tensor, op='init'):
     return fan_in, fan_out
 
 
+LINEAR = ('linear', 'conv1d', 'conv2d', 'conv3d', 'conv_transpose1d', 'conv_transpose2d',
+          'conv_transpose3d', 'sigmoid', 'identity')
+
+
 def calculate_gain(nonlinearity, param=None):
     """The recommended gain for a nonlinearity (as ``torch.nn.init.calculate_gain``)."""
-    if nonlinearity in ('linear', 'conv2d', 'sigmoid', 'identity'):
+    if nonlinearity in LINEAR:
         return 1.0
     if nonlinearity == 'tanh':
         return 5.0 / 3
     if nonlinearity == 'relu':
         return math.sqrt(2.0)
     if nonlinearity == 'leaky_relu':
-        slope = 0.01 if param is None else param
+        slope = 0.01 if param is None else check_number('calculate_gain', 'param '
+                                                        '(negative_slope)', param)
         return math.sqrt(2.0 / (1 + slope ** 2))
-    raise ValueError(f"calculate_gain: unknown nonlinearity {nonlinearity!r}")
+    if nonlinearity == 'selu':
+        return 3.0 / 4
+    raise ValueError(f"calculate_gain: unknown nonlinearity {nonlinearity!r}; known: "
+                     f"{', '.join(LINEAR + ('tanh', 'relu', 'leaky_relu', 'selu'))}")
 
 
 def uniform_(tensor, a=0.0, b=1.0):
+    """Fill with samples from U[a, b) (a <= b, both finite, as PyTorch requires)."""
+    _check_tensor('uniform_', tensor, floating=True)
     a, b = check_number('uniform_', 'a', a), check_number('uniform_', 'b', b)
+    if not (math.isfinite(a) and math.isfinite(b)) or a > b:
+        raise ValueError(f"uniform_: expected finite bounds a <= b, got a={a}, b={b}")
     u = random.rand(tensor.shape, np.float64, tensor.device)
     return _fill(tensor, a + (b - a) * u)
 
 
 def normal_(tensor, mean=0.0, std=1.0):
+    _check_tensor('normal_', tensor, floating=True)
     mean, std = check_number('normal_', 'mean', mean), check_number('normal_', 'std', std, 0)
     return _fill(tensor, mean + std * random.randn(tensor.shape, np.float64, tensor.device))
 
 
 def constant_(tensor, value):
-    tensor.data[...] = value
+    """Fill with ``value``, a number the tensor's dtype holds (as PyTorch: NaN and inf
+    only in a float tensor, 1e40 not in float32, 300 not in uint8)."""
+    _check_tensor('constant_', tensor)
+    if not (is_number(value) or isinstance(value, (bool, np.bool_))):
+        raise ArgumentTypeError(f"constant_: value must be a number, got {value!r:.40}")
+    try:
+        with np.errstate(over='raise'):
+            fill = np.array(value, dtype=tensor.dtype)
+    except (ValueError, OverflowError, FloatingPointError) as e:
+        raise ValueError(f"constant_: {value!r} does not fit a {tensor.dtype} tensor "
+                         f"({e})") from None
+    tensor.data[...] = fill
     return tensor
 
 
 def zeros_(tensor):
+    _check_tensor('zeros_', tensor)
     return constant_(tensor, 0)
 
 
 def ones_(tensor):
+    _check_tensor('ones_', tensor)
     return constant_(tensor, 1)
 
 
@@ -90,6 +129,7 @@ def dirac_(tensor, groups=1):
     for d < min(m, n): with groups=1 the first min(out, n) outputs copy the first inputs.
     The other outputs of a block (d >= n) are 0.
     """
+    _check_tensor('dirac_', tensor)
     groups = check_int('dirac_', 'groups', groups, 1)
     if tensor.ndim not in (3, 4, 5):
         raise ValueError(f"dirac_: expected a 3-, 4- or 5-d tensor (out, in, *kernel), got "
@@ -116,23 +156,30 @@ def _kaiming_std(tensor, a, mode, nonlinearity):
 
 
 def kaiming_uniform_(tensor, a=0.0, mode='fan_in', nonlinearity='leaky_relu'):
+    _check_tensor('kaiming_uniform_', tensor, floating=True)
     bound = math.sqrt(3.0) * _kaiming_std(tensor, a, mode, nonlinearity)
     return uniform_(tensor, -bound, bound)
 
 
 def kaiming_normal_(tensor, a=0.0, mode='fan_in', nonlinearity='leaky_relu'):
+    _check_tensor('kaiming_normal_', tensor, floating=True)
     return normal_(tensor, 0.0, _kaiming_std(tensor, a, mode, nonlinearity))
 
 
+def _xavier_std(op, tensor, gain):
+    _check_tensor(op, tensor, floating=True)
+    gain = check_number(op, 'gain', gain, 0, math.inf, high_open=True)  # (PyTorch: < 0 fails)
+    fan_in, fan_out = _fans(tensor, op)
+    return gain * math.sqrt(2.0 / (fan_in + fan_out))
+
+
 def xavier_uniform_(tensor, gain=1.0):
-    fan_in, fan_out = _fans(tensor, 'xavier_uniform_')
-    bound = math.sqrt(3.0) * gain * math.sqrt(2.0 / (fan_in + fan_out))
+    bound = math.sqrt(3.0) * _xavier_std('xavier_uniform_', tensor, gain)
     return uniform_(tensor, -bound, bound)
 
 
 def xavier_normal_(tensor, gain=1.0):
-    fan_in, fan_out = _fans(tensor, 'xavier_normal_')
-    return normal_(tensor, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)))
+    return normal_(tensor, 0.0, _xavier_std('xavier_normal_', tensor, gain))
 
 
 def default_init_(weight, bias=None):

@@ -6,21 +6,24 @@ backward. The last column is *measured* from the graph, not estimated: it sums t
 each recorded Function holds (its non-parameter inputs and whatever it saved, e.g. a
 max-pool's argmax or a dropout mask), counting each block of memory once.
 """
+import numbers
+
 import numpy as np
 
 from .. import backend, random
 from ..tensor import Tensor, _GradMode, enable_grad
 from .layers import Conv2d, Linear
+from .module import Module
+from ..utils import ArgumentTypeError
 
 
 def _macs(module, output_shape):
     """Multiply-accumulates: one per weight use, i.e. output elements x fan-in."""
-    outputs = int(np.prod(output_shape))
     if isinstance(module, Conv2d):
         kh, kw = module.kernel_size
-        return outputs * (module.in_channels // module.groups) * kh * kw
+        return int(np.prod(output_shape)) * (module.in_channels // module.groups) * kh * kw
     if isinstance(module, Linear):
-        return outputs * module.in_features
+        return int(np.prod(output_shape)) * module.in_features
     return 0
 
 
@@ -44,6 +47,15 @@ def summary(model, input_shape, dtype=np.float32, device='cpu', print_fn=print):
     ``input_shape`` is the whole input shape including the batch, e.g. (1, 3, 224, 224).
     The model's mode, buffers (batch-norm statistics) and the random state are restored.
     """
+    if not isinstance(model, Module):
+        raise TypeError(f"summary: expected a Module, got {type(model).__name__}")
+    shape = (input_shape,) if isinstance(input_shape, numbers.Integral) else input_shape
+    if not isinstance(shape, (tuple, list)) or any(
+            not isinstance(n, numbers.Integral) or isinstance(n, bool) for n in shape):
+        raise ArgumentTypeError(f"summary: input_shape must be a tuple of ints (the whole "
+                                f"input shape, batch included), got {input_shape!r}")
+    if any(n < 0 for n in shape):
+        raise ValueError(f"summary: input_shape must not be negative, got {input_shape!r}")
     names = {id(m): n or '(model)' for n, m in model.named_modules()}
     # parameters (and views of them, like W.T) are weights, not activations
     seen = {id(p.data if p.data.base is None else p.data.base) for p in model.parameters()}
@@ -55,8 +67,8 @@ def summary(model, input_shape, dtype=np.float32, device='cpu', print_fn=print):
     def post(module, inputs, output):
         frame = stack.pop()
         if not list(module.children()):
-            rows.append(_row(names[id(module)], type(module).__name__, module, output.shape,
-                             frame['functions'], seen))
+            rows.append(_row(names[id(module)], type(module).__name__, module,
+                             _shape_of(output), frame['functions'], seen))
         elif frame['functions']:  # ops a container's forward runs itself (e.g. flatten)
             last = frame['functions'][-1][1]
             rows.append(_row(names[id(module)], 'own ops', module, last.output_meta[0][0],
@@ -67,7 +79,7 @@ def summary(model, input_shape, dtype=np.float32, device='cpu', print_fn=print):
     buffers = {k: v.copy() for k, v in model.named_buffers()}
     rng_state, training = random.get_rng_state(), model.training
     x = Tensor(backend.array_module_for(device).asarray(
-        np.random.default_rng(0).standard_normal(input_shape).astype(dtype)))
+        np.random.default_rng(0).standard_normal(tuple(shape)).astype(dtype)))
     counter = iter(range(1 << 62))
     _GradMode.on_record = lambda fn: stack[-1]['functions'].append((next(counter), fn)) \
         if stack else None
@@ -84,6 +96,13 @@ def summary(model, input_shape, dtype=np.float32, device='cpu', print_fn=print):
     rows.sort(key=lambda r: r['order'])
     _print_table(rows, model, print_fn)
     return rows
+
+
+def _shape_of(output):
+    """A Tensor's shape; for a layer that returns several (a tuple or list), their shapes."""
+    if isinstance(output, (tuple, list)):
+        return tuple(_shape_of(o) for o in output)
+    return tuple(getattr(output, 'shape', ()))
 
 
 def _row(name, kind, module, output_shape, functions, seen):
