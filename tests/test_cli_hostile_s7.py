@@ -22,6 +22,14 @@ def one_line(capsys, *phrases):
     return err
 
 
+def train_refused(capsys, out, *argv, phrases=()):
+    """`minidl train ARGV --out OUT` is refused: exit status 2, one line holding every
+    phrase, and OUT not created."""
+    assert run('train', *argv, '--out', out) == 2
+    one_line(capsys, *phrases)
+    assert not out.exists()
+
+
 def trained(tmp_path, capsys, epochs=1):
     out = tmp_path / 'run'
     assert run('train', *FAST[:2], '--epochs', epochs, *FAST[4:], '--out', out) == 0
