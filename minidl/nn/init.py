@@ -99,7 +99,7 @@ def constant_(tensor, value):
     except (ValueError, OverflowError, FloatingPointError) as e:
         raise ValueError(f"constant_: {value!r} does not fit a {tensor.dtype} tensor "
                          f"({e})") from None
-    tensor.data[...] = fill
+    tensor.data[...] = fill[()]  # a NumPy scalar: CuPy arrays take it too
     return tensor
 
 
