@@ -239,9 +239,6 @@ VALUES = {
     'CrossEntropyLoss_unknown_reduction': (lambda: nn.CrossEntropyLoss(reduction='avg'),
                                            ValueError, r"CrossEntropyLoss: reduction must be one "
                                                        r"of .*got 'avg'"),
-    'kaiming_zero_size_weight': (lambda: nn.init.kaiming_normal_(
-        nn.Parameter(np.zeros((3, 0), np.float32))), ValueError,
-        r"kaiming init: fan_in 0 and fan_out 3 must be positive"),
     'kaiming_unknown_mode': (lambda: nn.init.kaiming_normal_(
         nn.Parameter(np.zeros((3, 3), np.float32)), mode='fan'), ValueError,
         r"kaiming init: mode must be 'fan_in' or 'fan_out', got 'fan'"),

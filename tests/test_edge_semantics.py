@@ -135,3 +135,26 @@ def test_dim_and_axis_given_both_must_agree():
     with pytest.raises(ValueError, match=r"mean: keepdims=True and keepdim=False disagree"):
         F.mean(x, keepdims=True, keepdim=False)
     assert F.sum(x, 1, dim=1).shape == (2,)
+
+
+@pytest.mark.parametrize('init, warns', [(nn.init.kaiming_normal_, True),
+                                         (nn.init.kaiming_uniform_, True),
+                                         (nn.init.xavier_uniform_, False),
+                                         (nn.init.xavier_normal_, False)])
+@pytest.mark.parametrize('shape', [(3, 0), (0, 3), (0, 0)])
+def test_fan_based_inits_leave_a_zero_element_weight_alone_as_pytorch(init, warns, shape):
+    w = nn.Parameter(np.zeros(shape, np.float32))
+    if warns:  # PyTorch's kaiming inits warn, its xavier inits do not
+        with pytest.warns(UserWarning, match="zero-element tensors is a no-op"):
+            assert init(w) is w
+    else:
+        assert init(w) is w
+    assert w.shape == shape
+
+
+def test_an_empty_list_index_selects_no_rows_as_pytorch():
+    x = minidl.tensor(np.arange(12.0).reshape(3, 4), requires_grad=True)
+    y = x[[]]
+    assert y.shape == (0, 4)
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), np.zeros((3, 4)))

@@ -201,6 +201,8 @@ def _index_for(index, xp):
     def one(i):
         if isinstance(i, Tensor):
             i = i.data
+        if isinstance(i, list) and not i:  # x[[]]: no rows (NumPy would read [] as floats)
+            return xp.asarray(i, dtype=np.intp)
         if isinstance(i, (list, np.ndarray)) or backend.is_array(i):
             return xp.asarray(i)
         return i

@@ -14,6 +14,7 @@ prod(kernel). Random numbers come from minidl's generator (``minidl.manual_seed`
 Each takes a Tensor (a Parameter, usually); the random ones a floating-point one.
 """
 import math
+import warnings
 
 import numpy as np
 
@@ -155,30 +156,46 @@ def _kaiming_std(tensor, a, mode, nonlinearity):
     return calculate_gain(nonlinearity, a) / math.sqrt(fan)
 
 
+def _nothing_to_fill(op, tensor):
+    """True for a tensor of no elements, which the fan-based inits leave alone, as PyTorch
+    (whose kaiming inits warn; the fans of a (3, 0) weight would divide by 0)."""
+    _check_tensor(op, tensor, floating=True)
+    if tensor.data.size:
+        return False
+    if op.startswith('kaiming'):
+        warnings.warn("Initializing zero-element tensors is a no-op", stacklevel=3)
+    return True
+
+
 def kaiming_uniform_(tensor, a=0.0, mode='fan_in', nonlinearity='leaky_relu'):
-    _check_tensor('kaiming_uniform_', tensor, floating=True)
+    if _nothing_to_fill('kaiming_uniform_', tensor):
+        return tensor
     bound = math.sqrt(3.0) * _kaiming_std(tensor, a, mode, nonlinearity)
     return uniform_(tensor, -bound, bound)
 
 
 def kaiming_normal_(tensor, a=0.0, mode='fan_in', nonlinearity='leaky_relu'):
-    _check_tensor('kaiming_normal_', tensor, floating=True)
+    if _nothing_to_fill('kaiming_normal_', tensor):
+        return tensor
     return normal_(tensor, 0.0, _kaiming_std(tensor, a, mode, nonlinearity))
 
 
 def _xavier_std(op, tensor, gain):
-    _check_tensor(op, tensor, floating=True)
     gain = check_number(op, 'gain', gain, 0, math.inf, high_open=True)  # (PyTorch: < 0 fails)
     fan_in, fan_out = _fans(tensor, op)
     return gain * math.sqrt(2.0 / (fan_in + fan_out))
 
 
 def xavier_uniform_(tensor, gain=1.0):
+    if _nothing_to_fill('xavier_uniform_', tensor):
+        return tensor
     bound = math.sqrt(3.0) * _xavier_std('xavier_uniform_', tensor, gain)
     return uniform_(tensor, -bound, bound)
 
 
 def xavier_normal_(tensor, gain=1.0):
+    if _nothing_to_fill('xavier_normal_', tensor):
+        return tensor
     return normal_(tensor, 0.0, _xavier_std('xavier_normal_', tensor, gain))
 
 
