@@ -17,7 +17,17 @@ The data side (alternating flips, reflect-padded translations) is in
 """
 import numpy as np
 
+from .nn.module import Module
+from .optim.optimizer import Optimizer
 from .optim.swa_utils import LookaheadState
+from .utils import check_int, check_number
+
+
+def _check_type(op, name, value, cls):
+    if not isinstance(value, cls):
+        raise TypeError(f"{op}: {name} must be a minidl {cls.__name__}, got "
+                        f"{type(value).__name__}")
+    return value
 
 
 def param_groups(model, lr, weight_decay, bias_scale=64.0):
@@ -25,6 +35,8 @@ def param_groups(model, lr, weight_decay, bias_scale=64.0):
     ``weight_decay``, then the BatchNorm biases (names with 'norm') at ``lr * bias_scale``
     and ``weight_decay / bias_scale`` (the same decay per step, lr * weight_decay). Frozen parameters are left
     out, except the whitening bias, which is frozen later (``Whitening``)."""
+    _check_type('param_groups', 'model', model, Module)
+    check_number('param_groups', 'bias_scale', bias_scale, 0, low_open=True)
     norm, other = [], []
     for name, p in model.named_parameters():
         if p.requires_grad:
@@ -50,7 +62,9 @@ class TriangleLR:
     the step count (resumed from checkpoints)."""
 
     def __init__(self, optimizer, total_steps, **shape):
-        self.optimizer, self.total, self.shape = optimizer, int(total_steps), shape
+        self.optimizer = _check_type('TriangleLR', 'optimizer', optimizer, Optimizer)
+        self.total = check_int('TriangleLR', 'total_steps', total_steps, 0)
+        self.shape = shape
         self.base = [group.setdefault('initial_lr', group['lr'])  # (as torch's schedulers)
                      for group in optimizer.param_groups]
         self.step = 0
@@ -69,7 +83,10 @@ class TriangleLR:
         return {'step': self.step}
 
     def load_state_dict(self, state):
-        self.step = int(state['step'])
+        if not isinstance(state, dict) or 'step' not in state:
+            raise ValueError(f"TriangleLR.load_state_dict: expected a dict with 'step', got "
+                             f"{state!r:.80}")
+        self.step = check_int('TriangleLR.load_state_dict', 'step', state['step'], 0)
         self._apply()
 
 
@@ -79,7 +96,8 @@ class Whitening:
     epochs, then freeze it (its gradient, and the backward of the first layer, stop)."""
 
     def __init__(self, model, images, bias_epochs=3, enabled=True):
-        self.model, self.images, self.bias_epochs = model, images, bias_epochs
+        self.model, self.images = _check_type('Whitening', 'model', model, Module), images
+        self.bias_epochs = check_int('Whitening', 'bias_epochs', bias_epochs, 0)
         self.enabled = enabled
 
     def on_fit_start(self, trainer, resumed):
@@ -99,8 +117,12 @@ class Lookahead:
     model is set to the average."""
 
     def __init__(self, model, total_steps, start_epoch=3, every=5, decay=0.95, power=3.0):
-        self.model, self.total, self.start_epoch = model, int(total_steps), start_epoch
-        self.every, self.decay, self.power = every, decay, power
+        self.model = _check_type('Lookahead', 'model', model, Module)
+        self.total = check_int('Lookahead', 'total_steps', total_steps, 0)
+        self.start_epoch = check_int('Lookahead', 'start_epoch', start_epoch, 0)
+        self.every = check_int('Lookahead', 'every', every, 1)
+        self.decay = check_number('Lookahead', 'decay', decay, 0, 1)
+        self.power = check_number('Lookahead', 'power', power, 0)
         self.steps, self.average = 0, None
 
     def on_step_end(self, trainer, epoch, step):

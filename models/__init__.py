@@ -1,6 +1,7 @@
 """The model zoo, built only from ``minidl.nn``: ``models.build(name)``, ``models.names()``."""
-import numbers
 from functools import partial
+
+from minidl.utils import ArgumentTypeError, _is_int
 
 from .alexnet import AlexNet, AlexNetCIFAR, AlexNetCIFAR2Class
 from .vgg import VGG
@@ -43,14 +44,21 @@ def build(name, num_classes=None, **kwargs):
     """A new model by name, e.g. ``build('vgg16-bn-cifar', num_classes=10)``.
 
     ``num_classes=None`` gives the model's own head (1000 for ImageNet models, 10 for the
-    CIFAR ones, 2 for alexnet-cifar-2class); anything else must be a positive int."""
+    CIFAR ones, 2 for alexnet-cifar-2class); anything else must be a positive int. Keyword
+    arguments go to the model's constructor, except those the name fixes (``two_gpu`` of
+    'alexnet-2gpu', ``cifar`` and ``batch_norm`` of 'vgg11-bn-cifar', ...)."""
+    if not isinstance(name, str):
+        raise ArgumentTypeError(f"models.build: name must be a model name (str), got {name!r}")
     if name not in _REGISTRY:
-        raise ValueError(f"unknown model {name!r}; known models: {', '.join(_REGISTRY)}")
+        raise ValueError(f"models.build: unknown model {name!r}; known models: "
+                         f"{', '.join(_REGISTRY)}")
     constructor, default_classes = _REGISTRY[name]
-    if num_classes is None:
-        num_classes = default_classes
-    elif (isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral)
-          or num_classes < 1):
-        raise ValueError(f"models.build: num_classes must be a positive integer, "
-                         f"got {num_classes!r}")
-    return constructor(num_classes=int(num_classes), **kwargs)
+    fixed = set(getattr(constructor, 'keywords', {})) & set(kwargs)
+    if fixed or (getattr(constructor, 'args', ()) and 'config' in kwargs):
+        given = sorted(fixed) or ['config']
+        raise TypeError(f"models.build: {name!r} fixes {', '.join(given)}; choose another model "
+                        f"name rather than pass {', '.join(f'{k}={kwargs[k]!r}' for k in given)}")
+    if num_classes is not None and not (_is_int(num_classes) and num_classes >= 1):
+        error = ValueError if _is_int(num_classes) else ArgumentTypeError
+        raise error(f"models.build: num_classes must be a positive integer, got {num_classes!r}")
+    return constructor(num_classes=int(num_classes or default_classes), **kwargs)

@@ -61,14 +61,24 @@ class LRScheduler:
         return state
 
     def load_state_dict(self, state_dict):
-        """Restore ``state_dict()`` output and set the optimizer's lrs to that epoch's."""
+        """Restore ``state_dict()`` output and set the optimizer's lrs to that epoch's.
+        Every value is checked as the constructor checks it before any is set."""
+        self._restore(*self._validated(state_dict))
+
+    def _validated(self, state_dict):
+        where = f"{type(self).__name__}.load_state_dict"
         state = self._checked(state_dict, self._hyper + ('last_epoch', 'base_lrs'))
-        for name in self._hyper:
-            setattr(self, name, state[name])
-        self.base_lrs = list(state['base_lrs'])
+        hyper = self._hyperparameters(where, **{name: state[name] for name in self._hyper})
+        epoch = check_int(where, 'last_epoch', state['last_epoch'], 0)
+        base_lrs = [check_number(where, 'each base lr', lr, 0) for lr in state['base_lrs']]
+        return hyper, epoch, base_lrs
+
+    def _restore(self, hyper, epoch, base_lrs):
+        vars(self).update(hyper)
+        self.base_lrs = base_lrs
         for group, base_lr in zip(self.optimizer.param_groups, self.base_lrs):
             group['initial_lr'] = base_lr
-        self._goto(int(state['last_epoch']))
+        self._goto(epoch)
 
     def _checked(self, state_dict, keys):
         where = f"{type(self).__name__}.load_state_dict"
@@ -78,10 +88,13 @@ class LRScheduler:
         if missing:
             raise ValueError(f"{where}: the state dict lacks {missing}")
         state = {k: _plain(state_dict[k]) for k in keys}
-        n = len(state.get('base_lrs', state.get('_last_lr', [])))
-        if n != len(self.optimizer.param_groups):
-            raise ValueError(f"{where}: the state dict is for {n} parameter groups, the "
-                             f"optimizer has {len(self.optimizer.param_groups)}")
+        lrs = 'base_lrs' if 'base_lrs' in state else '_last_lr'
+        if not isinstance(state[lrs], list):
+            raise ArgumentTypeError(f"{where}: {lrs} must be a list of numbers, got "
+                                    f"{state[lrs]!r}")
+        if len(state[lrs]) != len(self.optimizer.param_groups):
+            raise ValueError(f"{where}: the state dict is for {len(state[lrs])} parameter "
+                             f"groups, the optimizer has {len(self.optimizer.param_groups)}")
         return state
 
 
@@ -90,9 +103,13 @@ class StepLR(LRScheduler):
     _hyper = ('step_size', 'gamma')
 
     def __init__(self, optimizer, step_size, gamma=0.1):
-        self.step_size = check_int('StepLR', 'step_size', step_size, 1)
-        self.gamma = check_number('StepLR', 'gamma', gamma)
+        vars(self).update(self._hyperparameters('StepLR', step_size, gamma))
         super().__init__(optimizer)
+
+    @staticmethod
+    def _hyperparameters(op, step_size, gamma):
+        return dict(step_size=check_int(op, 'step_size', step_size, 1),
+                    gamma=check_number(op, 'gamma', gamma))
 
     def lr_at(self, base_lr, epoch):
         return base_lr * self.gamma ** (epoch // self.step_size)
@@ -104,13 +121,16 @@ class MultiStepLR(LRScheduler):
     _hyper = ('milestones', 'gamma')
 
     def __init__(self, optimizer, milestones, gamma=0.1):
-        if isinstance(milestones, (str, bytes)) or not hasattr(milestones, '__iter__'):
-            raise ArgumentTypeError(f"MultiStepLR: milestones must be a list of epochs (ints "
-                                    f">= 0), got {milestones!r}")
-        self.milestones = sorted(check_int('MultiStepLR', 'each milestone', m, 0)
-                                 for m in milestones)
-        self.gamma = check_number('MultiStepLR', 'gamma', gamma)
+        vars(self).update(self._hyperparameters('MultiStepLR', milestones, gamma))
         super().__init__(optimizer)
+
+    @staticmethod
+    def _hyperparameters(op, milestones, gamma):
+        if isinstance(milestones, (str, bytes)) or not hasattr(milestones, '__iter__'):
+            raise ArgumentTypeError(f"{op}: milestones must be a list of epochs (ints >= 0), "
+                                    f"got {milestones!r}")
+        return dict(milestones=sorted(check_int(op, 'each milestone', m, 0) for m in milestones),
+                    gamma=check_number(op, 'gamma', gamma))
 
     def lr_at(self, base_lr, epoch):
         return base_lr * self.gamma ** bisect.bisect_right(self.milestones, epoch)
@@ -122,9 +142,13 @@ class CosineAnnealingLR(LRScheduler):
     _hyper = ('T_max', 'eta_min')
 
     def __init__(self, optimizer, T_max, eta_min=0):
-        self.T_max = check_int('CosineAnnealingLR', 'T_max', T_max, 1)
-        self.eta_min = check_number('CosineAnnealingLR', 'eta_min', eta_min, 0)
+        vars(self).update(self._hyperparameters('CosineAnnealingLR', T_max, eta_min))
         super().__init__(optimizer)
+
+    @staticmethod
+    def _hyperparameters(op, T_max, eta_min):
+        return dict(T_max=check_int(op, 'T_max', T_max, 1),
+                    eta_min=check_number(op, 'eta_min', eta_min, 0))
 
     def lr_at(self, base_lr, epoch):
         return self.eta_min + (base_lr - self.eta_min) * (
@@ -145,16 +169,21 @@ class LinearWarmup(LRScheduler):
     _hyper = ('warmup_epochs', 'start_factor')
 
     def __init__(self, optimizer, warmup_epochs, start_factor=0.1, after=None):
-        warmup_epochs = check_int('LinearWarmup', 'warmup_epochs', warmup_epochs, 0)
-        check_number('LinearWarmup', 'start_factor', start_factor, 0, 1, low_open=True)
+        hyper = self._hyperparameters('LinearWarmup', warmup_epochs, start_factor)
         if after is not None and not isinstance(after, LRScheduler):
             raise TypeError(f"LinearWarmup: after must be an epoch-based scheduler (StepLR, "
                             f"MultiStepLR, CosineAnnealingLR, LinearWarmup), got "
                             f"{type(after).__name__}")
         if after is not None and after.optimizer is not optimizer:
             raise ValueError("LinearWarmup: after must be constructed on the same optimizer")
-        self.warmup_epochs, self.start_factor, self.after = int(warmup_epochs), start_factor, after
+        vars(self).update(hyper, after=after)
         super().__init__(optimizer)
+
+    @staticmethod
+    def _hyperparameters(op, warmup_epochs, start_factor):
+        return dict(warmup_epochs=check_int(op, 'warmup_epochs', warmup_epochs, 0),
+                    start_factor=check_number(op, 'start_factor', start_factor, 0, 1,
+                                              low_open=True))
 
     def lr_at(self, base_lr, epoch):
         if epoch < self.warmup_epochs:
@@ -179,10 +208,10 @@ class LinearWarmup(LRScheduler):
         if (saved_after is None) != (self.after is None):
             raise ValueError("LinearWarmup.load_state_dict: the state dict and this scheduler "
                              "differ in having an 'after' scheduler")
-        self._checked(state_dict, self._hyper + ('last_epoch', 'base_lrs'))
+        mine = self._validated(state_dict)
         if self.after is not None:
             self.after.load_state_dict(saved_after)
-        super().load_state_dict(state_dict)
+        self._restore(*mine)
 
 
 class ReduceLROnPlateau:
@@ -203,34 +232,41 @@ class ReduceLROnPlateau:
                  threshold_mode='rel', cooldown=0, min_lr=0, eps=1e-8):
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"ReduceLROnPlateau: {type(optimizer).__name__} is not an Optimizer")
-        if mode not in ('min', 'max'):
-            raise ValueError(f"ReduceLROnPlateau: mode must be 'min' or 'max', got {mode!r}")
-        if threshold_mode not in ('rel', 'abs'):
-            raise ValueError(f"ReduceLROnPlateau: threshold_mode must be 'rel' or 'abs', got "
-                             f"{threshold_mode!r}")
-        check_number('ReduceLROnPlateau', 'factor', factor, 0, 1, high_open=True)
-        check_int('ReduceLROnPlateau', 'patience', patience, 0)
-        check_number('ReduceLROnPlateau', 'threshold', threshold, 0)
-        check_int('ReduceLROnPlateau', 'cooldown', cooldown, 0)
-        check_number('ReduceLROnPlateau', 'eps', eps, 0)
-        n = len(optimizer.param_groups)
-        if isinstance(min_lr, (list, tuple)) and len(min_lr) != n:
-            raise ValueError(f"ReduceLROnPlateau: expected {n} min_lrs, got {len(min_lr)}")
-        for value in (min_lr if isinstance(min_lr, (list, tuple)) else [min_lr]):
-            check_number('ReduceLROnPlateau', 'min_lr', value, 0)
         self.optimizer = optimizer
-        self.mode, self.factor, self.patience = mode, factor, patience
-        self.threshold, self.threshold_mode, self.cooldown = threshold, threshold_mode, cooldown
-        self.min_lrs = list(min_lr) if isinstance(min_lr, (list, tuple)) else [min_lr] * n
-        self.eps = eps
+        vars(self).update(self._hyperparameters(
+            'ReduceLROnPlateau', len(optimizer.param_groups), mode, factor, patience,
+            threshold, threshold_mode, cooldown, min_lr, eps))
         self.last_epoch = 0
         self.best = math.inf if mode == 'min' else -math.inf
         self.num_bad_epochs = 0
         self.cooldown_counter = 0
         self._last_lr = [group['lr'] for group in optimizer.param_groups]
 
+    @staticmethod
+    def _hyperparameters(op, n, mode, factor, patience, threshold, threshold_mode, cooldown,
+                         min_lr, eps):
+        if mode not in ('min', 'max'):
+            raise ValueError(f"{op}: mode must be 'min' or 'max', got {mode!r}")
+        if threshold_mode not in ('rel', 'abs'):
+            raise ValueError(f"{op}: threshold_mode must be 'rel' or 'abs', got "
+                             f"{threshold_mode!r}")
+        if isinstance(min_lr, (list, tuple)) and len(min_lr) != n:
+            raise ValueError(f"{op}: expected {n} min_lrs, got {len(min_lr)}")
+        min_lrs = list(min_lr) if isinstance(min_lr, (list, tuple)) else [min_lr] * n
+        return dict(mode=mode, factor=check_number(op, 'factor', factor, 0, 1, high_open=True),
+                    patience=check_int(op, 'patience', patience, 0),
+                    threshold=check_number(op, 'threshold', threshold, 0),
+                    threshold_mode=threshold_mode,
+                    cooldown=check_int(op, 'cooldown', cooldown, 0),
+                    min_lrs=[check_number(op, 'min_lr', value, 0) for value in min_lrs],
+                    eps=check_number(op, 'eps', eps, 0))
+
     def step(self, metric):
         """Record this epoch's ``metric`` and reduce the lrs if it has plateaued."""
+        size = metric.numel() if hasattr(metric, 'numel') else getattr(metric, 'size', 1)
+        if size != 1:
+            raise ValueError(f"ReduceLROnPlateau.step: metric must be one number, got "
+                             f"shape {tuple(metric.shape)}")
         current = metric.item() if hasattr(metric, 'item') else metric
         current = check_number('ReduceLROnPlateau.step', 'metric', current)
         self.last_epoch += 1
@@ -271,8 +307,16 @@ class ReduceLROnPlateau:
 
     def load_state_dict(self, state_dict):
         """Restore ``state_dict()`` output, including the learning rates it recorded."""
+        where = 'ReduceLROnPlateau.load_state_dict'
         state = LRScheduler._checked(self, state_dict, self._hyper)
-        for name in self._hyper:
-            setattr(self, name, state[name])
+        state.update(self._hyperparameters(
+            where, len(self.optimizer.param_groups), *(state[name] for name in (
+                'mode', 'factor', 'patience', 'threshold', 'threshold_mode', 'cooldown',
+                'min_lrs', 'eps'))))
+        for name in ('last_epoch', 'num_bad_epochs', 'cooldown_counter'):
+            state[name] = check_int(where, name, state[name], 0)
+        state['best'] = check_number(where, 'best', state['best'])
+        state['_last_lr'] = [check_number(where, 'each lr', lr, 0) for lr in state['_last_lr']]
+        vars(self).update(state)
         for group, lr in zip(self.optimizer.param_groups, self._last_lr):
             group['lr'] = lr

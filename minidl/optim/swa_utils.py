@@ -113,6 +113,12 @@ class AveragedModel(Module):
                             f"{type(model).__name__}")
         if avg_fn is not None and multi_avg_fn is not None:
             raise ValueError("AveragedModel: give avg_fn or multi_avg_fn, not both")
+        for name, fn in (('avg_fn', avg_fn), ('multi_avg_fn', multi_avg_fn)):
+            if fn is not None and not callable(fn):
+                raise TypeError(f"AveragedModel: {name} must be a function or None, got {fn!r}")
+        if not isinstance(use_buffers, (bool, np.bool_)):
+            raise TypeError(f"AveragedModel: use_buffers must be True or False, got "
+                            f"{use_buffers!r}")
         self.module = copy.deepcopy(model)
         for p in self.module.parameters():
             p.grad = None  # as torch's Parameter.__deepcopy__: the copy has no gradients
@@ -136,6 +142,9 @@ class AveragedModel(Module):
 
     def update_parameters(self, model):
         """Average ``model``'s current parameters (and buffers with ``use_buffers``) in."""
+        if not isinstance(model, Module):
+            raise TypeError(f"AveragedModel.update_parameters: model must be a minidl Module, "
+                            f"got {type(model).__name__}")
         arrays = lambda m: [p.data for p in m.parameters()] + (  # noqa: E731
             list(m.buffers()) if self.use_buffers else [])
         what = 'parameters and buffers' if self.use_buffers else 'parameters'
@@ -198,6 +207,9 @@ class LookaheadState:
         """Average ``model``'s floating-point weights into ``ema`` with ``decay``, then copy
         the average back into the model."""
         decay = check_number('LookaheadState.update', 'decay', decay, 0, 1)
+        if not isinstance(model, Module):
+            raise TypeError(f"LookaheadState.update: model must be a minidl Module, got "
+                            f"{type(model).__name__}")
         state = {name: array for name, array in model.state_dict().items()
                  if array.dtype.kind == 'f'}
         if list(state) != list(self.ema) or any(
