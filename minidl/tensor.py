@@ -23,7 +23,7 @@ import weakref
 import numpy as np
 
 from . import backend
-from .utils import check_axis
+from .utils import check_axis, check_bool
 
 
 # ----------------------------------------------------------------------------- grad mode
@@ -188,8 +188,7 @@ class Tensor:
 
     @requires_grad.setter
     def requires_grad(self, flag):
-        if not isinstance(flag, (bool, np.bool_)):  # ('no' would be True)
-            raise TypeError(f"Tensor.requires_grad must be True or False, got {flag!r}")
+        check_bool('Tensor.requires_grad', flag)  # ('no' would be True)
         if flag and not _is_float(self.dtype):
             raise TypeError(f"Tensor.requires_grad: only floating-point tensors can require "
                             f"gradients, got dtype {self.dtype} with shape {self.shape}")

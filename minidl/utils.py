@@ -32,6 +32,14 @@ def _is_int(value):
     return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
 
+def check_bool(where, value):
+    """``value`` as a Python bool when it is one (or a NumPy bool), else an error naming
+    ``where`` (e.g. "DataLoader: shuffle"): a truthy 'no' or 1 must not mean True."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ArgumentTypeError(f"{where} must be True or False, got {value!r}")
+    return bool(value)
+
+
 def check_int(op, name, value, minimum=None):
     """``value`` as a Python int, checked to be an int (not a bool) of at least ``minimum``.
 

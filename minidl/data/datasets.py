@@ -61,6 +61,7 @@ import zlib
 import numpy as np
 
 from . import download as _download
+from ..utils import check_bool
 
 ENV_VAR = 'MINIDL_DATA'
 DEBIAN_FASHION_MNIST = '/usr/share/datasets/fashion-mnist'
@@ -88,8 +89,7 @@ class _Dataset:
 
     def __init__(self, root=None, train=True, classes=None, download=True, verify=True):
         for option, flag in (('train', train), ('download', download), ('verify', verify)):
-            if not isinstance(flag, (bool, np.bool_)):  # (train='no' would be the train split)
-                raise TypeError(f"{self.name}: {option} must be True or False, got {flag!r}")
+            check_bool(f"{self.name}: {option}", flag)  # (train='no' would be the train split)
         if root is not None and not isinstance(root, (str, bytes, os.PathLike)):
             raise TypeError(f"{self.name}: root must be a folder path (str or os.PathLike), "
                             f"got {type(root).__name__}")

@@ -34,7 +34,7 @@ import numpy as np
 
 from .. import backend
 from ..tensor import Tensor
-from ..utils import ArgumentTypeError, check_int
+from ..utils import check_bool, check_int
 from .transforms import ToFloat
 
 _POLL = 0.05  # seconds between checks of the stop event while blocked on the queue
@@ -80,9 +80,7 @@ class DataLoader:
             raise ValueError(f"DataLoader: seed must be >= 0 (NumPy's generators take no "
                              f"negative seed), got {seed}")
         for name, flag in (('shuffle', shuffle), ('drop_last', drop_last)):
-            if not isinstance(flag, (bool, np.bool_)):  # ('no' would be True)
-                raise ArgumentTypeError(f"DataLoader: {name} must be True or False, got "
-                                        f"{flag!r}")
+            check_bool(f"DataLoader: {name}", flag)  # ('no' would be True)
         if transform is not None and not callable(transform):
             raise TypeError(f"DataLoader: transform must be callable(x, rng), got {transform!r}")
         try:

@@ -20,7 +20,7 @@ from collections import namedtuple
 from ..kernels import pooling as K
 from ..kernels.im2col import pad2d
 from ..tensor import Function, Tensor, as_tensor, is_grad_enabled
-from ..utils import check_float, check_int, output_size, pair
+from ..utils import check_bool, check_float, check_int, output_size, pair
 
 # kernel, stride, dilation: (h, w) pairs; pads: (top, bottom, left, right); padded: the
 # padded input's (N, C, H', W'); out: (OH, OW); padding: the (ph, pw) asked for
@@ -182,9 +182,7 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     """
     x = as_tensor(x, op='max_pool2d')
     check_float('max_pool2d', integers=True, input=x)
-    if not isinstance(return_indices, bool):
-        raise ValueError(f"max_pool2d: return_indices must be True or False, got "
-                         f"{return_indices!r}")
+    check_bool('max_pool2d: return_indices', return_indices)
     x4, unbatched = _batched('max_pool2d', x)
     geo = _geometry('max_pool2d', x4, kernel_size, stride, padding, dilation, ceil_mode)
     fn = MaxPool2d(geo, return_indices or (x.requires_grad and is_grad_enabled()))
@@ -256,8 +254,7 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False,
     x = as_tensor(x, op='avg_pool2d')
     check_float('avg_pool2d', input=x)
     for name, flag in (('ceil_mode', ceil_mode), ('count_include_pad', count_include_pad)):
-        if not isinstance(flag, bool):
-            raise ValueError(f"avg_pool2d: {name} must be True or False, got {flag!r}")
+        check_bool(f"avg_pool2d: {name}", flag)
     if divisor_override is not None:
         divisor_override = check_int('avg_pool2d', 'divisor_override', divisor_override)
         if divisor_override == 0:

@@ -9,7 +9,7 @@ import numpy as np
 from .. import backend, functional as F
 from ..functional.loss import REDUCTIONS
 from ..functional.pooling import pool_options
-from ..utils import check_int, check_number, pair
+from ..utils import check_bool, check_int, check_number, pair
 from . import init
 from .module import Module, Parameter
 from ..tensor import Tensor
@@ -156,8 +156,7 @@ def _check_pool(op, kernel_size, stride, padding, dilation=1):
 
 def _check_flags(op, **flags):
     for name, flag in flags.items():
-        if not isinstance(flag, bool):
-            raise ValueError(f"{op}: {name} must be True or False, got {flag!r}")
+        check_bool(f"{op}: {name}", flag)
 
 
 class MaxPool2d(Module):

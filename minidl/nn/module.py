@@ -11,6 +11,7 @@ import numpy as np
 
 from .. import backend
 from ..tensor import NUMBER_KINDS, Tensor
+from ..utils import check_bool
 
 IncompatibleKeys = namedtuple('IncompatibleKeys', ['missing_keys', 'unexpected_keys'])
 
@@ -212,9 +213,7 @@ class Module:
 
     # -- modes, devices, dtypes
     def train(self, mode=True):
-        if not isinstance(mode, (bool, np.bool_)):  # ('eval' would mean training)
-            raise ValueError(f"{type(self).__name__}.train: mode must be True or False, got "
-                             f"{mode!r}")
+        check_bool(f"{type(self).__name__}.train: mode", mode)  # ('eval' would mean training)
         for m in self.modules():
             object.__setattr__(m, 'training', bool(mode))
         return self

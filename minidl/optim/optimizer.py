@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import backend
 from ..tensor import Tensor, enable_grad
-from ..utils import ArgumentTypeError, is_number
+from ..utils import ArgumentTypeError, check_bool, is_number
 
 class _Required:
     def __repr__(self):
@@ -98,9 +98,7 @@ class Optimizer:
 
     def _check_flags(self, group, *names):
         for name in names:
-            if not isinstance(group[name], (bool, np.bool_)):
-                raise ArgumentTypeError(f"{self._name}: {name} must be True or False, got "
-                                        f"{group[name]!r}")
+            check_bool(f"{self._name}: {name}", group[name])
 
     def _check_nonnegative(self, group, *names):
         for name in names:

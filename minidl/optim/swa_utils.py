@@ -29,7 +29,7 @@ import numpy as np
 from .. import backend
 from ..nn.module import Module
 from ..tensor import Tensor
-from ..utils import check_number
+from ..utils import check_bool, check_number
 from .adam import _lerp_
 
 __all__ = ['AveragedModel', 'LookaheadState', 'get_ema_avg_fn', 'get_ema_multi_avg_fn',
@@ -116,9 +116,7 @@ class AveragedModel(Module):
         for name, fn in (('avg_fn', avg_fn), ('multi_avg_fn', multi_avg_fn)):
             if fn is not None and not callable(fn):
                 raise TypeError(f"AveragedModel: {name} must be a function or None, got {fn!r}")
-        if not isinstance(use_buffers, (bool, np.bool_)):
-            raise TypeError(f"AveragedModel: use_buffers must be True or False, got "
-                            f"{use_buffers!r}")
+        check_bool('AveragedModel: use_buffers', use_buffers)
         self.module = copy.deepcopy(model)
         for p in self.module.parameters():
             p.grad = None  # as torch's Parameter.__deepcopy__: the copy has no gradients

@@ -21,7 +21,7 @@ from .. import optim, random
 from ..files import atomic_write
 from ..nn import Module
 from ..tensor import Tensor, no_grad
-from ..utils import check_int
+from ..utils import check_bool, check_int
 
 REGISTRY = {}
 CIFAR_MEAN = np.array([0.4914, 0.4822, 0.4465], np.float32).reshape(1, 3, 1, 1)
@@ -198,8 +198,7 @@ def run(name, quick=False, seeds=None, device='cpu', out=None, data=None, log=pr
     if not isinstance(name, str) or name not in REGISTRY:
         raise ValueError(f"studies.run: unknown study {name!r}; known: "
                          f"{', '.join(sorted(REGISTRY))}")
-    if not isinstance(quick, bool):
-        raise TypeError(f"studies.run: quick must be True or False, got {quick!r}")
+    check_bool('studies.run: quick', quick)
     if seeds is not None:
         check_int('studies.run', 'seeds', seeds, 1)
     s = REGISTRY[name]
