@@ -22,6 +22,7 @@ the frameworks on the same weights and batch. Prints the machine, date and versi
 checks, the per-layer table, and the summary table last.
 """
 import argparse
+import contextlib
 import datetime
 import gc
 import importlib.metadata
@@ -501,6 +502,9 @@ def run_layers(spec, args):
         h.remove()
     rng = np.random.default_rng(SEED + 2)
     rows = []
+    def tile():
+        return minidl.winograd_tile(model.winograd) if hasattr(model, 'winograd') else \
+            contextlib.nullcontext()
     for path, mod, shape, input_grad, channels_last in seen:
         # the input needs a gradient, as in the training step, except where it is the data;
         # it (and the upstream gradient) in the memory layout the layer sees in the model,
@@ -521,7 +525,8 @@ def run_layers(spec, args):
             x.grad = None
             mod.zero_grad()
             t0 = time.perf_counter()
-            y = mod(x)
+            with tile():  # the model's Winograd tiling (vgg-fast-cifar: F(4x4))
+                y = mod(x)
             t1 = time.perf_counter()
             y.backward(g)
             return t1 - t0, time.perf_counter() - t1

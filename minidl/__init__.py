@@ -24,6 +24,7 @@ _sys.modules[__name__ + '.cpu'] = cpu  # ``import minidl.cpu`` still works (it m
 cpu.OPENBLAS_TIMEOUT_APPLIED = (cpu.apply_openblas_thread_timeout() if _numpy_loaded_first
                                 else 'at load')
 from .kernels.cpu import set_num_threads, get_num_threads
+from .kernels.winograd import tile as winograd_tile
 from .kernels.layout import CHANNELS_LAST as channels_last, CONTIGUOUS as contiguous_format
 from .tensor import (Tensor, Function, tensor, as_tensor, no_grad, enable_grad,
                      set_grad_enabled, is_grad_enabled, grad)

@@ -19,6 +19,12 @@ the old statistics). The 1/9 on the logits stands in for a temperature.
 as airbench runs it on the GPU; every layer keeps that layout, and minidl's convolutions
 are faster on it (docs/fast-cifar.md). The numbers are the same in either layout.
 
+``winograd=4`` (default): its 3x3 convolutions of 64 or more channels on both sides go
+through Winograd's F(4x4, 3x3) (``minidl.winograd_tile``), 4x fewer multiplications than
+im2col and the step 1.1x faster than with F(2x2), for a float32 rounding error about 7x
+im2col's (4e-6 of the largest output); ``winograd=2`` keeps F(2x2), as precise as
+im2col, and ``winograd=0`` uses im2col only.
+
 The first layer is not learned: ``minidl.recipes.whiten_init_`` sets its 2 * 12 filters
 to the eigenvectors of the covariance of the 2x2x3 training patches, each scaled by
 1/sqrt(eigenvalue + eps), and their negatives, so that after it the patches are
@@ -26,6 +32,7 @@ decorrelated and of unit variance (and GELU sees both signs). The recipe
 (``minidl.recipes.Whitening``) computes it from the training images the first time it
 trains, and trains only its bias, for the first epochs.
 """
+import minidl
 import minidl.nn as nn
 from minidl import Tensor
 from minidl.utils import check_int
@@ -65,7 +72,7 @@ class FastCIFAR(nn.Module):
     """The airbench94 network; ``widths`` of the three groups (64, 256, 256)."""
 
     def __init__(self, num_classes=10, in_channels=3, widths=(64, 256, 256), whiten_kernel=2,
-                 scale=1 / 9, bn_momentum=0.4, channels_last=True):
+                 scale=1 / 9, bn_momentum=0.4, channels_last=True, winograd=4):
         super().__init__()
         num_classes = check_int('FastCIFAR', 'num_classes', num_classes, 1)
         k = check_int('FastCIFAR', 'whiten_kernel', whiten_kernel, 1)
@@ -83,12 +90,16 @@ class FastCIFAR(nn.Module):
         self.head = nn.Linear(channels, num_classes, bias=False)
         self.scale = float(scale)
         self.channels_last = bool(channels_last)
+        if winograd not in (0, 2, 4) or isinstance(winograd, bool):
+            raise ValueError(f"FastCIFAR: winograd must be 0, 2 or 4, got {winograd!r}")
+        self.winograd = winograd
 
     def forward(self, x):
         if self.channels_last:  # NHWC memory from here on: the convolutions' fast layout
             x = x.contiguous(memory_format='channels_last')
-        x = self.groups(self.act(self.whiten(x)))
+        with minidl.winograd_tile(self.winograd):  # (backward takes the same road)
+            x = self.groups(self.act(self.whiten(x)))
         return self.head(self.pool(x).flatten()) * self.scale
 
     def extra_repr(self):
-        return f"scale={self.scale:.4g}"
+        return f"scale={self.scale:.4g}, winograd={self.winograd}"

@@ -208,11 +208,12 @@ def test_float32_stays_float32_on_the_device(device):
 
 
 @pytest.mark.parametrize('road, kept', [('im2col', (1, 3 * 3 * 3, 2 * 5 * 5)),   # (G, C/G*KH*KW, N*OH*OW)
-                                        ('winograd', (16, 2 * 3 * 3, 3))])   # (16, tiles*N, C)
+                                        ('winograd', (36, 2 * 2 * 2, 3))])   # (a^2, tiles*N, C)
 def test_forward_keeps_col_for_the_weight_gradient_and_backward_releases_it(road, kept,
                                                                             monkeypatch):
     monkeypatch.setattr(winograd, 'ENABLED', road == 'winograd')
     monkeypatch.setattr(winograd, 'MIN_CHANNELS', 1)
+    monkeypatch.setattr(winograd, 'TILING', winograd.F4)  # 6x6 tiles, 2x2 of them
     x, w = rand(2, 3, 5, 5), rand(4, 3, 3, 3)
     y = conv2d(x, w, padding=1)
     fn = y.grad_fn

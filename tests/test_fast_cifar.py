@@ -23,9 +23,9 @@ except ImportError:
     torch = None
 
 
-def small_net(**kwargs):
+def small_net(widths=(8, 16, 16), **kwargs):
     minidl.manual_seed(0)
-    return FastCIFAR(widths=(8, 16, 16), **kwargs)
+    return FastCIFAR(widths=widths, **kwargs)
 
 
 # ----------------------------------------------------------------------------- the network
@@ -57,19 +57,50 @@ def test_each_conv_starts_as_the_identity_on_its_first_channels():
     assert np.abs(y[:, 8:]).max() > 0      # the other filters are random
 
 
-def test_torch_twin_computes_the_same_logits():
+@pytest.mark.parametrize('widths', [(8, 16, 16), (64, 64, 64)])  # im2col; Winograd F(4x4)
+def test_torch_twin_computes_the_same_logits(widths):
     if torch is None:
         pytest.skip('needs torch')
     import sys, os
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', 'benchmarks'))
     from train_step import fast_cifar_twin
-    model = small_net().double()
+    model = small_net(widths=widths).double()
     x = np.random.default_rng(2).standard_normal((4, 3, 32, 32))
     twin = fast_cifar_twin(model).double()
     model.train(), twin.train()
     ours = model(minidl.tensor(x)).data
     theirs = twin(torch.from_numpy(x)).detach().numpy()
     np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-12)
+
+
+def test_wide_convolutions_take_winograd_f4_by_default_and_the_model_can_choose(monkeypatch):
+    from minidl.kernels import winograd as W
+    used = []
+    monkeypatch.setattr(W, 'conv2d', lambda *a, f=W.conv2d, **k:
+                        used.append(k['tiling'].m) or f(*a, **k))
+    x = np.random.default_rng(1).standard_normal((2, 3, 32, 32), np.float32)
+    results = {}
+    for tile in (4, 2, 0):
+        used.clear()
+        minidl.manual_seed(0)
+        model = FastCIFAR(widths=(64, 64, 64), **({} if tile == 4 else {'winograd': tile}))
+        X = minidl.tensor(x, requires_grad=True)
+        model(X).sum().backward()
+        # F(4x4): the 64 -> 64 convolutions (conv2 of group 1, both of groups 2 and 3),
+        # forward and input gradient; the 24 -> 64 conv1 of group 1 goes by im2col, and so
+        # does every one with F(2x2), which needs 128 channels
+        assert used == ([4] * 10 if tile == 4 else [])
+        results[tile] = [X.grad.data] + [p.grad.data for p in model.parameters()
+                                          if p.requires_grad]
+    for tile in (4, 2):
+        for a, e in zip(results[tile], results[0]):
+            np.testing.assert_allclose(a, e, rtol=2e-3, atol=2e-4 * np.abs(e).max())
+
+
+@pytest.mark.parametrize('tile', [1, 3, True, '4', None])
+def test_the_model_refuses_other_winograd_tiles(tile):
+    with pytest.raises(ValueError, match='FastCIFAR: winograd must be 0, 2 or 4'):
+        FastCIFAR(winograd=tile)
 
 
 def test_benchmark_frozen_case_freezes_the_whitening_bias_in_both_frameworks():

@@ -1,5 +1,7 @@
-"""Winograd F(2x2, 3x3) (minidl/kernels/winograd.py): the same convolution as im2col, its
-gradients, and which convolutions take it."""
+"""Winograd F(2x2, 3x3) and F(4x4, 3x3) (minidl/kernels/winograd.py): the same convolution
+as im2col, its gradients, the transform matrices, and which convolutions take it."""
+from fractions import Fraction
+
 import numpy as np
 import pytest
 
@@ -7,11 +9,13 @@ import minidl
 import minidl.functional as F
 from minidl.kernels import winograd as W
 
-@pytest.fixture(autouse=True)
-def every_channel_count(monkeypatch):
-    """The small test convolutions take the Winograd road too (it needs 128 channels by
-    default, where it starts to pay)."""
+@pytest.fixture(autouse=True, params=[2, 4], ids=['F2', 'F4'])
+def tiling(request, monkeypatch):
+    """Every test for both tilings, and the small test convolutions take the Winograd road
+    too (it needs 64 channels by default, where it starts to pay)."""
     monkeypatch.setattr(W, 'MIN_CHANNELS', 1)
+    monkeypatch.setattr(W, 'TILING', W.TILINGS[request.param])
+    return W.TILINGS[request.param]
 
 
 GEOMETRIES = [  # (N, C, H, W, K, padding)
@@ -44,13 +48,15 @@ def test_winograd_equals_im2col_in_value_and_every_gradient(n, c, h, w, k, paddi
 
 
 @pytest.mark.parametrize('chunk_bytes', [1, 3000, 2 ** 30])
-def test_chunks_of_images_give_the_same_numbers_as_the_whole_batch(chunk_bytes, monkeypatch):
+def test_chunks_of_images_give_the_same_numbers_as_the_whole_batch(chunk_bytes, tiling,
+                                                                   monkeypatch):
     monkeypatch.setattr(W, 'CHUNK_BYTES', chunk_bytes)  # 1: one image at a time
     rng = np.random.default_rng(4)
     x, wt = rng.standard_normal((5, 3, 7, 6)), rng.standard_normal((4, 3, 3, 3))
     whole, v = W.conv2d(x, wt, (1, 1, 1, 1))
     chunked, none = W.conv2d(x, wt, (1, 1, 1, 1), keep_tiles=False)
-    assert none is None and v.shape == (16, 4 * 3 * 5, 3)
+    tiles = -(-7 // tiling.m) * -(-6 // tiling.m)  # m x m tiles covering the 7 x 6 output
+    assert none is None and v.shape == (tiling.a ** 2, tiles * 5, 3)
     np.testing.assert_allclose(chunked, whole, rtol=1e-13, atol=1e-13)
 
 
@@ -72,13 +78,14 @@ def test_the_winograd_road_is_differentiable_twice():
     assert minidl.gradgradcheck(lambda a, b: F.conv2d(a, b, padding=1), [x, w])
 
 
-def test_only_convolutions_with_enough_input_and_output_channels_take_it(monkeypatch):
-    monkeypatch.setattr(W, 'MIN_CHANNELS', 128)
+def test_only_convolutions_with_enough_input_and_output_channels_take_it(tiling, monkeypatch):
+    monkeypatch.setattr(W, 'MIN_CHANNELS', None)  # each tiling's own: 128 for F2, 64 for F4
+    least = {2: 128, 4: 64}[tiling.m]
     ok = dict(kernel=(3, 3), stride=(1, 1), pads=(1, 1, 1, 1), dilation=(1, 1), groups=1)
-    assert W.applies(np.zeros((1, 128, 4, 4), np.float32), out_channels=128, **ok)
-    assert not W.applies(np.zeros((1, 127, 4, 4), np.float32), out_channels=256, **ok)
-    # 64 -> 256's input gradient is a 256 -> 64 convolution of gy: im2col, as its forward
-    assert not W.applies(np.zeros((1, 256, 4, 4), np.float32), out_channels=64, **ok)
+    assert W.applies(np.zeros((1, least, 4, 4), np.float32), out_channels=least, **ok)
+    assert not W.applies(np.zeros((1, least - 1, 4, 4), np.float32), out_channels=256, **ok)
+    # a layer into fewer channels has its input gradient into fewer: im2col, as its forward
+    assert not W.applies(np.zeros((1, 256, 4, 4), np.float32), out_channels=least - 1, **ok)
 
 
 def test_a_layer_and_its_input_gradient_take_the_same_road(monkeypatch):
@@ -110,18 +117,86 @@ def test_which_convolutions_take_the_winograd_road(kernel, stride, pads, dilatio
     assert W.applies(x, kernel, stride, pads, dilation, groups, 2) == takes
 
 
-def test_the_transform_matrices_compute_two_outputs_of_a_three_tap_filter():
-    """1-D F(2, 3): A^T [(G g) * (B^T d)] == [g.d[0:3], g.d[1:4]] for any g, d."""
+def test_the_transform_matrices_compute_m_outputs_of_a_three_tap_filter(tiling):
+    """1-D F(m, 3): A^T [(G g) * (B^T d)] == [g.d[0:3], g.d[1:4], ..., g.d[m-1:m+2]]."""
     rng = np.random.default_rng(3)
-    g, d = rng.standard_normal(3), rng.standard_normal(4)
-    np.testing.assert_allclose(W.AT @ ((W.G @ g) * (W.BT @ d)),
-                               [g @ d[0:3], g @ d[1:4]], rtol=1e-14)
+    g, d = rng.standard_normal(3), rng.standard_normal(tiling.a)
+    np.testing.assert_allclose(tiling.AT @ ((tiling.G @ g) * (tiling.BT @ d)),
+                               [g @ d[i:i + 3] for i in range(tiling.m)], rtol=1e-13)
 
 
-def test_the_environment_can_turn_it_off():
+def test_cook_toom_builds_lavin_and_grays_f2_up_to_the_signs_of_rows():
+    bt, g, at = W.cook_toom(2, (0, 1, -1))
+    lavin_bt = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]
+    lavin_g = [[1, 0, 0], [.5, .5, .5], [.5, -.5, .5], [0, 0, 1]]
+    lavin_at = [[1, 1, 1, 0], [0, 1, -1, -1]]
+    sign = np.array([-1, 1, 1, -1])  # rows 0 and 3 of B^T; G's row 0 and A^T's column 3
+    np.testing.assert_array_equal(bt, sign[:, None] * np.array(lavin_bt))
+    np.testing.assert_array_equal(g, [[-1, 0, 0], [.5, .5, .5], [.5, -.5, .5], [0, 0, 1]])
+    np.testing.assert_array_equal(at * [1, 1, 1, -1], lavin_at)
+    assert np.array_equal(np.array(lavin_g)[1:3], g[1:3])
+
+
+@pytest.mark.parametrize('m, points', [(2, (0, 1, -1)), (3, (0, 1, -1, 2)),
+                                       (4, (0, 1, -1, 2, -2)),
+                                       (4, (0, 1, -1, Fraction(1, 2), -2))])
+def test_cook_toom_gives_integer_input_transforms_for_any_points(m, points):
+    bt, g, at = W.cook_toom(m, points)
+    assert bt.shape == (m + 2, m + 2) and g.shape == (m + 2, 3) and at.shape == (m, m + 2)
+    np.testing.assert_array_equal(bt, np.round(bt))
+    rng = np.random.default_rng(m)
+    f, d = rng.standard_normal(3), rng.standard_normal(m + 2)
+    np.testing.assert_allclose(at @ ((g @ f) * (bt @ d)), [f @ d[i:i + 3] for i in range(m)],
+                               rtol=1e-12)
+
+
+@pytest.mark.parametrize('points', [(0, 1), (0, 1, 1)])
+def test_cook_toom_needs_m_plus_one_distinct_points(points):
+    with pytest.raises(ValueError, match=r'cook_toom: F\(2, 3\) needs 3 distinct points'):
+        W.cook_toom(2, points)
+
+
+@pytest.mark.parametrize('setting, expected', [('0', 'False F(2'), ('2', 'True F(2'),
+                                               ('4', 'True F(4'), (None, 'True F(2')])
+def test_the_environment_chooses_the_tiling_or_turns_it_off(setting, expected):
+    import os
     import subprocess
     import sys
-    code = "import minidl.kernels.winograd as w; print(w.ENABLED)"
+    code = "import minidl.kernels.winograd as w; print(w.ENABLED, w.TILING)"
+    env = {k: v for k, v in os.environ.items() if k != 'MINIDL_WINOGRAD'}
+    if setting is not None:
+        env['MINIDL_WINOGRAD'] = setting
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
-                         env={**__import__('os').environ, 'MINIDL_WINOGRAD': '0'}).stdout
-    assert out.strip() == 'False'
+                         env=env).stdout
+    assert out.startswith(expected)
+
+
+def test_a_tile_block_chooses_the_road_of_forward_and_backward_wherever_backward_runs(
+        monkeypatch):
+    rng = np.random.default_rng(6)
+    x, wt = rng.standard_normal((2, 3, 6, 5)), rng.standard_normal((4, 3, 3, 3))
+    used = []
+    for name in ('conv2d', 'grad_weight'):
+        monkeypatch.setattr(W, name, lambda *a, f=getattr(W, name), name=name, **k:
+                            used.append((name, k.get('tiling') or a[-1])) or f(*a, **k))
+    results = {}
+    for m in (0, 2, 4):
+        used.clear()
+        X, Wt = minidl.tensor(x, requires_grad=True), minidl.tensor(wt, requires_grad=True)
+        with minidl.winograd_tile(m):
+            y = F.conv2d(X, Wt, padding=1)
+        (y * y).sum().backward()  # outside the block
+        results[m] = y.data, X.grad.data, Wt.grad.data
+        tilings = {t.m for _, t in used}
+        assert tilings == (set() if m == 0 else {m}), (m, used)
+        assert len(used) == (0 if m == 0 else 3)  # forward, input gradient, weight gradient
+    for m in (2, 4):
+        for a, e in zip(results[m], results[0]):
+            np.testing.assert_allclose(a, e, rtol=1e-11, atol=1e-11 * np.abs(e).max())
+
+
+@pytest.mark.parametrize('m', [1, 3, 8, True, '4'])
+def test_a_tile_block_refuses_other_tiles(m):
+    with pytest.raises(ValueError, match='winograd tile: expected 0, 2 or 4'):
+        with minidl.winograd_tile(m):
+            pass

@@ -33,8 +33,9 @@ Conv2dGradWeight, so conv2d can be differentiated any number of times.
 offset), from Tensor ops alone; this file trades that for one big GEMM. The copies around
 the GEMM (im2col, col2im, the layout transposes) and the budget for keeping col are in
 ``minidl/kernels/im2col.py``. A 3x3 stride-1 convolution on the CPU takes a faster road to
-the same numbers, Winograd's F(2x2, 3x3) (``minidl/kernels/winograd.py``, 2.25x fewer
-multiplications); ``MINIDL_WINOGRAD=0`` sends it through im2col too.
+the same numbers, Winograd's F(4x4, 3x3) (``minidl/kernels/winograd.py``, 4x fewer
+multiplications); ``MINIDL_WINOGRAD=0`` sends it through im2col too, ``=2`` through
+F(2x2, 3x3).
 """
 from collections import namedtuple
 
@@ -112,12 +113,18 @@ def _bias_grad(gy, geo):
     return gy.sum(axis=(0, 2, 3))
 
 
+_NOW = object()  # a gradient Function's road: decided when it runs (not by a forward)
+
+
 def _winograd(x, out_channels, kernel, geo):
-    """Does this convolution of x into ``out_channels`` go through Winograd F(2x2, 3x3)?
-    The same answer for a layer's forward (x into OC), its input gradient (gy into C) and
-    its weight gradient (x, gy), so that the kept ``col`` is what the gradient expects."""
-    return winograd.applies(x, kernel, geo.stride, geo.pads, geo.dilation, geo.groups,
-                            out_channels)
+    """The Winograd tiling this convolution of x into ``out_channels`` goes through now, or
+    None (im2col). The same answer for a layer's forward (x into OC), its input gradient
+    (gy into C) and its weight gradient (x, gy); a forward passes its answer to its
+    gradients, so that they take its road (and the kept ``col`` is what they expect) even
+    when they run outside its ``winograd.tile`` block."""
+    ok = winograd.applies(x, kernel, geo.stride, geo.pads, geo.dilation, geo.groups,
+                          out_channels)
+    return winograd.TILING if ok else None
 
 
 # ----------------------------------------------------------------------------- Functions
@@ -135,13 +142,14 @@ class Conv2d(Function):
     """
 
     def __init__(self, geo, keep_col=False):
-        self.geo, self.keep_col, self.col = geo, keep_col, None
+        self.geo, self.keep_col, self.col, self.tiling = geo, keep_col, None, None
 
     def forward(self, x, w, b=None):
-        if _winograd(x, w.shape[0], w.shape[2:], self.geo):  # (col: Winograd's V, 4x x)
+        self.tiling = _winograd(x, w.shape[0], w.shape[2:], self.geo)
+        if self.tiling:  # (col: Winograd's V, 4x or 2.25x x)
             keep = self.keep_col and \
-                winograd.tile_bytes(x, self.geo.pads) <= K.KEEP_COL_MAX_BYTES
-            y, col = winograd.conv2d(x, w, self.geo.pads, keep_tiles=keep)
+                winograd.tile_bytes(x, self.geo.pads, self.tiling) <= K.KEEP_COL_MAX_BYTES
+            y, col = winograd.conv2d(x, w, self.geo.pads, keep_tiles=keep, tiling=self.tiling)
         elif self.geo.channels_last:  # the same GEMM transposed: Y^T = col^T @ Wm^T
             out_hw, col = _out_hw(x.shape, w.shape[2:], self.geo), None  # (col: in blocks)
             y = K.from_rows(K.conv_nhwc(x, _weight_rows(w), w.shape[2:], self.geo.stride,
@@ -163,9 +171,10 @@ class Conv2d(Function):
         col, self.col = self.col, None
         # both gradients read gy in the GEMM layout gY: transposed once, shared
         gY = _gemm_layout(gy.data, self.geo) if need[0] and need[1] and not \
-            _winograd(x, w.shape[0], w.shape[2:], self.geo) else None
-        gx = Conv2dGradInput(self.geo, x.shape, gY)(gy, w) if need[0] else None
-        gw = Conv2dGradWeight(self.geo, w.shape[2:], col, gY)(x, gy) if need[1] else None
+            self.tiling else None
+        gx = Conv2dGradInput(self.geo, x.shape, gY, self.tiling)(gy, w) if need[0] else None
+        gw = Conv2dGradWeight(self.geo, w.shape[2:], col, gY, self.tiling)(x, gy) \
+            if need[1] else None
         if len(self.inputs) == 2:
             return gx, gw
         return gx, gw, (_bias_grad(gy, self.geo) if need[2] else None)
@@ -180,8 +189,9 @@ class Conv2dGradInput(Function):
     dL/dgy = conv2d(ggx, W) (no bias),  dL/dW = Conv2dGradWeight(ggx, gy).
     """
 
-    def __init__(self, geo, x_shape, gY=None):
+    def __init__(self, geo, x_shape, gY=None, tiling=_NOW):
         self.geo, self.x_shape, self.gY = geo, tuple(x_shape), gY  # gY: gy as a matrix
+        self.tiling = tiling  # the forward's Winograd road (None: im2col)
 
     def forward(self, gy, w):
         gY, self.gY = self.gY, None
@@ -190,8 +200,10 @@ class Conv2dGradInput(Function):
                               self.geo.channels_last)
             gx[...] = 0
             return gx
-        if _winograd(gy, w.shape[1], w.shape[2:], self.geo):
-            return winograd.grad_input(gy, w, self.geo.pads)
+        tiling = _winograd(gy, w.shape[1], w.shape[2:], self.geo) if self.tiling is _NOW \
+            else self.tiling
+        if tiling:
+            return winograd.grad_input(gy, w, self.geo.pads, tiling)
         if gY is None:
             gY = _gemm_layout(gy, self.geo)
         if self.geo.channels_last:  # dL/dcol^T = gY^T @ Wm, rows of NHWC
@@ -218,8 +230,9 @@ class Conv2dGradWeight(Function):
     dL/dx = Conv2dGradInput(gy, ggW),  dL/dgy = conv2d(x, ggW).
     """
 
-    def __init__(self, geo, kernel, col=None, gY=None):
+    def __init__(self, geo, kernel, col=None, gY=None, tiling=_NOW):
         self.geo, self.kernel, self.col, self.gY = geo, tuple(kernel), col, gY
+        self.tiling = tiling  # the forward's Winograd road (None: im2col)
 
     def forward(self, x, gy):
         col, self.col = self.col, None
@@ -227,8 +240,10 @@ class Conv2dGradWeight(Function):
         if gy.size == 0 or x.size == 0:  # an empty batch: no term in the sum
             return get_array_module(x).zeros((gy.shape[1], x.shape[1] // self.geo.groups,
                                               *self.kernel), x.dtype)
-        if _winograd(x, gy.shape[1], self.kernel, self.geo):
-            return winograd.grad_weight(x, gy, self.geo.pads, col)
+        tiling = _winograd(x, gy.shape[1], self.kernel, self.geo) if self.tiling is _NOW \
+            else self.tiling
+        if tiling:
+            return winograd.grad_weight(x, gy, self.geo.pads, col, tiling)
         if gY is None:
             gY = _gemm_layout(gy, self.geo)
         if self.geo.channels_last:  # dL/dWm = gY @ col from the NHWC rows

@@ -1,64 +1,164 @@
-"""Winograd F(2x2, 3x3): a 3x3, stride-1 convolution with 2.25x fewer multiplications.
+"""Winograd F(m x m, 3x3): a 3x3, stride-1 convolution with 2.25x (m = 2) or 4x (m = 4)
+fewer multiplications.
 
 Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks" (2015). In one dimension,
-two outputs of a 3-tap correlation, y_i = sum_j g_j d_{i+j} (i = 0, 1), need 6
-multiplications done directly but only 4 as
+m outputs of a 3-tap correlation, y_i = sum_j g_j d_{i+j} (i < m), need 3m multiplications
+done directly but only a = m + 2 as
 
-    y = A^T [ (G g) * (B^T d) ]          (d: 4 inputs, * elementwise)
+    y = A^T [ (G g) * (B^T d) ]          (d: a inputs, * elementwise)
 
-    B^T = [[1, 0, -1, 0],   G = [[1,    0,   0],   A^T = [[1, 1,  1,  0],
-           [0, 1,  1, 0],        [1/2, 1/2, 1/2],         [0, 1, -1, -1]]
+For m = 2 (points 0, 1, -1 and infinity, below):
+
+    B^T = [[-1, 0, 1, 0],   G = [[-1,   0,   0  ],   A^T = [[1, 1,  1, 0],
+           [0,  1, 1, 0],        [1/2, 1/2, 1/2],         [0, 1, -1, 1]]
            [0, -1, 1, 0],        [1/2,-1/2, 1/2],
-           [0, 1,  0, -1]]       [0,    0,   1]]
+           [0, -1, 0, 1]]        [0,    0,   1  ]]
 
 (check: A^T[(Gg) * (B^T d)] gives g0 d0 + g1 d1 + g2 d2 and g0 d1 + g1 d2 + g2 d3). Nested
-in two dimensions, a 2x2 output tile Y of a 3x3 filter g on a 4x4 input tile d is
-Y = A^T [(G g G^T) * (B^T d B)] A: 16 multiplications instead of 36. Over channels the
-elementwise product becomes, for each of the 16 positions xi of the 4x4 tile, a matrix
-product over channels, so a convolution layer is
+in two dimensions, an m x m output tile Y of a 3x3 filter g on an a x a input tile d is
+Y = A^T [(G g G^T) * (B^T d B)] A: a^2 multiplications instead of 9 m^2 (16 instead of 36
+for m = 2, 36 instead of 144 for m = 4). Over channels the elementwise product becomes,
+for each of the a^2 positions xi of the tile, a matrix product over channels, so a
+convolution layer is
 
-    V[xi] = (B^T d B)[xi]      (16, P, C)   P = N * number of 2x2 output tiles
-    U[xi] = (G g G^T)[xi]      (16, K, C)
-    M[xi] = V[xi] @ U[xi]^T    (16, P, K)   16 GEMMs: 16 K C P multiply-adds, where
-    Y = A^T M A                             im2col's one GEMM has 9 K C (4 P) = 36 K C P
+    V[xi] = (B^T d B)[xi]      (a^2, P, C)   P = N * number of m x m output tiles
+    U[xi] = (G g G^T)[xi]      (a^2, K, C)
+    M[xi] = V[xi] @ U[xi]^T    (a^2, P, K)   a^2 GEMMs: a^2 K C P multiply-adds, where
+    Y = A^T M A                              im2col's one GEMM has 9 K C (m^2 P)
 
-V is 4x the input (3x3 im2col's matrix is 9x). B^T d B is 24 additions of strided slices;
-the filter and output transforms are small GEMMs with the Kronecker matrices
-``np.kron(G, G)`` (16 x 9) and ``np.kron(A^T, A^T)`` (4 x 16).
+V is (a/m)^2 times the input (4x for m = 2, 2.25x for m = 4; 3x3 im2col's matrix is 9x).
+Every transform is a matrix product: B^T d B as a^2 small GEMMs per tile row (rows, then
+columns, on contiguous runs of N*C numbers), the filter and output transforms as one GEMM
+each with the Kronecker matrices ``np.kron(G, G)`` (a^2 x 9) and ``np.kron(A^T, A^T)``
+(m^2 x a^2).
+
+Where the matrices come from (Toom-Cook, ``cook_toom``). The full linear convolution
+s = g * e of the filter with m numbers e is a polynomial product s(x) = g(x) e(x) of degree
+m + 1: it is fixed by its values at a - 1 points p_i and its leading coefficient (the
+"point at infinity"), so s = C [(E_3 g) * (E_m e)] with E_r the evaluation matrices
+(rows (1, p_i, ..., p_i^(r-1)), and (0, ..., 0, 1) at infinity) and C the inverse of E_a,
+by Lagrange: s(x) = s(inf) M(x) + sum_i s(p_i) L_i(x), M(x) = prod_k (x - p_k),
+L_i(x) = prod_{k != i} (x - p_k) / prod_{k != i} (p_i - p_k). The correlation y is the
+transpose of that map in e, so A^T = E_m^T, G = E_3 and B^T = C^T: row i of B^T holds the
+coefficients of L_i (of M for infinity). Each row of B^T is then scaled to small integers
+and the matching row of G divided by the same number. m = 4 uses the points 0, 1, -1,
+1/2, -2: measured in float32 on 256 -> 256 channels at 7x7, their error is 4.3e-6 of the
+largest output, against 1.1e-5 for Lavin and Gray's 0, +-1, +-2 (and 9e-7 for m = 2,
+6e-7 for im2col): bigger transform coefficients amplify rounding, which is why m stops at
+4 (0, +-1, +-2, 3 for m = 5 gave 3e-4).
 
 Backward. y is bilinear in (x, w), so the gradients follow from the same identities:
-dL/dw = G^T [sum over tiles of (A gY A^T) * V] G (the tile sum is again 16 GEMMs,
+dL/dw = G^T [sum over tiles of (A gY A^T) * V] G (the tile sum is again a^2 GEMMs,
 gM[xi] @ V[xi]^T), and dL/dx is itself a 3x3 stride-1 convolution of gy with the
 weights flipped and transposed (a "full" convolution), done by ``conv2d`` again.
 
-Rounding: the transforms only add, subtract and halve, so results agree with the direct
-sum to a few ulps times the number of terms (tests: 1e-12 in float64). Only CPU arrays
-of float32/float64 go this way (``applies``); everything else uses im2col.
+Rounding: tests hold the result to im2col's to 1e-12 in float64 and to 2e-5 of the
+largest output in float32. Only CPU arrays of float32/float64 go this way (``applies``);
+everything else uses im2col.
 """
+import contextlib
 import math
 import os
+from fractions import Fraction
 
 import numpy as np
 
 from .. import backend
 from . import cpu, layout
 
-BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], np.float64)
-G = np.array([[1, 0, 0], [.5, .5, .5], [.5, -.5, .5], [0, 0, 1]], np.float64)
-AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], np.float64)
-BB, GG, AA = np.kron(BT, BT), np.kron(G, G), np.kron(AT, AT)  # 16x16, 16x9, 4x16
 
-# ``MINIDL_WINOGRAD=0`` turns it off (every 3x3 convolution then goes through im2col)
-ENABLED = os.environ.get('MINIDL_WINOGRAD', '1') != '0'
-# Only convolutions with at least this many input *and* output channels: the transforms
-# cost memory passes over 4x the input and 4x the output, the GEMMs save 20 of 36
-# multiply-adds per output per input channel, so with few channels on either side the
-# passes cost more than the GEMM saves. Measured on 2 cores at batch 512
-# (docs/fast-cifar.md): whole layers 24 -> 64, 64 -> 64 and 64 -> 256 are faster by
-# im2col, 256 -> 256 by Winograd; the input gradient of 64 -> 256 (a 256 -> 64
-# convolution of gy) took 228 ms and 962 MiB by Winograd against 173 ms and 317 MiB by
-# im2col.
-MIN_CHANNELS = 128
+def _poly_from_roots(roots):
+    """Coefficients, lowest power first, of prod_k (x - roots[k])."""
+    c = [Fraction(1)]
+    for r in roots:
+        c = [(c[k - 1] if k else 0) - r * (c[k] if k < len(c) else 0)
+             for k in range(len(c) + 1)]
+    return c
+
+
+def _integer_scale(row):
+    """The number that makes the fractions of ``row`` integers with no common factor."""
+    nonzero = [v for v in row if v]
+    den = math.lcm(*(v.denominator for v in nonzero))
+    num = math.gcd(*(int(v * den) for v in nonzero))
+    return Fraction(den, num)
+
+
+def cook_toom(m, points):
+    """(B^T, G, A^T) of F(m, 3) from the m + 1 finite points (and infinity), float64, exact
+    up to the rounding of G (see the module docstring)."""
+    p = [Fraction(v) for v in points]
+    if len(p) != m + 1 or len(set(p)) != len(p):
+        raise ValueError(f"cook_toom: F({m}, 3) needs {m + 1} distinct points, got {points}")
+    bt, g = [], []
+    for pi in p + [None]:  # None: the point at infinity
+        others = [q for q in p if q != pi]
+        row = _poly_from_roots(others) + [Fraction(0)] * (pi is not None)
+        grow = [pi ** j / math.prod(pi - q for q in others) for j in range(3)] \
+            if pi is not None else [Fraction(0), Fraction(0), Fraction(1)]
+        scale = _integer_scale(row)
+        bt.append([v * scale for v in row])
+        g.append([v / scale for v in grow])
+    at = [[q ** j for q in p] + [Fraction(int(j == m - 1))] for j in range(m)]
+    return tuple(np.array([[float(v) for v in r] for r in rows]) for rows in (bt, g, at))
+
+
+class Tiling:
+    """F(m x m, 3x3): the transform matrices and their Kronecker squares, and the fewest
+    channels (input and output) with which it beats im2col (``MIN_CHANNELS``)."""
+
+    def __init__(self, m, points, min_channels):
+        self.m, self.a, self.points = m, m + 2, tuple(points)
+        self.min_channels = min_channels
+        self.BT, self.G, self.AT = cook_toom(m, points)
+        self.GG, self.AA = np.kron(self.G, self.G), np.kron(self.AT, self.AT)
+
+    def __repr__(self):
+        return f"F({self.m}x{self.m}, 3x3) at {self.points}"
+
+
+# The fewest channels on both sides: the transforms cost memory passes over (a/m)^2 times
+# the input and the output, the GEMMs save most of the 9 multiply-adds per output per
+# input channel, so with few channels on either side the passes cost more than the GEMM
+# saves. Measured on 2 cores at batch 512, float32, channels-last, forward + backward of
+# one layer in ms (im2col / F(2x2) / F(4x4)): 256 -> 256 at 7x7 544 / 394 / 255,
+# 64 -> 256 at 15x15 486 / 676 / 460, 256 -> 64 at 15x15 728 / 763 / 489, 64 -> 64 at
+# 15x15 195 / 240 / 158, but 24 -> 64 at 31x31 352 / 800 / 484 (docs/fast-cifar.md).
+F2 = Tiling(2, (0, 1, -1), min_channels=128)
+F4 = Tiling(4, (0, 1, -1, Fraction(1, 2), -2), min_channels=64)
+BT, G, AT = F2.BT, F2.G, F2.AT
+TILINGS = {2: F2, 4: F4}
+
+# ``MINIDL_WINOGRAD=0`` turns it off (every 3x3 convolution then goes through im2col);
+# ``4`` makes F(4x4, 3x3) the default tiling instead of F(2x2, 3x3). ``tile`` chooses
+# one for a block of code (vgg-fast-cifar trains with F(4x4)).
+_SETTING = os.environ.get('MINIDL_WINOGRAD', '2')
+ENABLED = _SETTING != '0'
+TILING = F4 if _SETTING == '4' else F2  # F(2x2): float32 error as im2col's; F(4x4): ~7x
+
+
+@contextlib.contextmanager
+def tile(m):
+    """Inside ``with tile(m)``, the convolutions that take the Winograd road use F(m x m,
+    3x3) (m = 2 or 4), or none (m = 0: im2col); a layer's backward uses what its forward
+    used, wherever it runs. Process-wide, restored on the way out.
+
+    F(4x4) does 4x fewer multiplications than im2col (F(2x2): 2.25x) and its transforms
+    touch fewer numbers, but its float32 rounding error is about 7x im2col's (4e-6 of the
+    largest output at 256 channels, against 6e-7): a speed choice, as TF32 on a GPU."""
+    global TILING, ENABLED
+    if m not in (0, 2, 4) or isinstance(m, bool):
+        raise ValueError(f"winograd tile: expected 0, 2 or 4, got {m!r}")
+    before = TILING, ENABLED
+    ENABLED = ENABLED and m != 0
+    TILING = TILINGS.get(m, TILING)
+    try:
+        yield
+    finally:
+        TILING, ENABLED = before
+
+
+MIN_CHANNELS = None  # an int: the same least channel count for every tiling (tests)
 # The images of a convolution whose V is not kept go through in chunks of this many bytes
 # of V (``conv2d(keep_tiles=False)``)
 CHUNK_BYTES = 32 * 2 ** 20
@@ -67,35 +167,36 @@ CHUNK_BYTES = 32 * 2 ** 20
 def applies(x, kernel, stride, pads, dilation, groups, out_channels):
     """True when a convolution of x into ``out_channels`` channels with a ``kernel``-sized
     filter can go this way: 3x3, stride 1, no dilation, one group, padding at most 2 on
-    each side, at least ``MIN_CHANNELS`` input and output channels, a float32/64 x on the
-    CPU. The rule is symmetric in the two channel counts, so a layer's forward and its
+    each side, at least ``TILING.min_channels`` input and output channels, a float32/64 x
+    on the CPU. The rule is symmetric in the two channel counts, so a layer's forward and its
     input gradient (the transposed convolution, channels swapped) go the same way."""
+    least = TILING.min_channels if MIN_CHANNELS is None else MIN_CHANNELS
     return (ENABLED and tuple(kernel) == (3, 3) and tuple(stride) == (1, 1)
             and tuple(dilation) == (1, 1) and groups == 1 and max(pads) <= 2
-            and min(x.shape[1], out_channels) >= MIN_CHANNELS
+            and min(x.shape[1], out_channels) >= least
             and x.dtype in (np.float32, np.float64)
             and not backend.on_gpu(x))
 
 
-def _tiles(h, w, pads):
-    """(OH, OW), (TH, TW): the output size and the number of 2x2 tiles along each axis."""
+def _tiles(h, w, pads, m):
+    """(OH, OW), (TH, TW): the output size and the number of m x m tiles along each axis."""
     top, bottom, left, right = pads
     oh, ow = h + top + bottom - 2, w + left + right - 2
-    return (oh, ow), (math.ceil(oh / 2), math.ceil(ow / 2))
+    return (oh, ow), (math.ceil(oh / m), math.ceil(ow / m))
 
 
 # Layout. NCHW images of 3..32 pixels make every loop over a tile's pixels a loop of a few
 # elements, which is where NumPy is slowest. So the tiles are computed in (row, column, N,
-# C) order, where each array operation runs over N*C contiguous numbers: x is transposed
+# C) order, where each operation runs over N*C contiguous numbers: x is transposed
 # once on the way in and y once on the way out. V[xi] is then a (P, C) matrix with
-# P = (th, tw, n), and the 16 GEMMs are M[xi] = V[xi] @ U[xi]^T, (P, K).
+# P = (th, tw, n), and the a^2 GEMMs are M[xi] = V[xi] @ U[xi]^T, (P, K).
 
-def _rows_first(x, pads, tiles):
+def _rows_first(x, pads, tiles, m):
     """x (N, C, H, W) as xt (HP, WP, N, C), zero-padded by pads and on the bottom/right to
-    the 2 * tiles + 2 rows/columns that the 4x4 tiles at stride 2 cover."""
+    the m * tiles + 2 rows/columns that the tiles at stride m cover."""
     n, c, h, w = x.shape
     top, _, left, _ = pads
-    hp, wp = 2 * tiles[0] + 2, 2 * tiles[1] + 2
+    hp, wp = m * tiles[0] + 2, m * tiles[1] + 2
     xt = np.zeros((hp, wp, n, c), x.dtype)
     src = x.transpose(2, 3, 0, 1)[:min(h, hp - top), :min(w, wp - left)]
 
@@ -105,126 +206,124 @@ def _rows_first(x, pads, tiles):
     return xt
 
 
-def _transform_pairs(bt):
-    """For each row i of a 0/1/-1 transform matrix with two non-zeros, the ufunc and the
-    two input positions: out_i = in_j (+ or -) in_k."""
-    pairs = []
-    for row in bt:
-        (j, k) = np.flatnonzero(row)
-        if row[j] == 1:
-            pairs.append((np.add if row[k] == 1 else np.subtract, j, k))
-        else:  # -in_j + in_k
-            pairs.append((np.subtract, k, j))
-    return pairs
-
-
-B_PAIRS = _transform_pairs(BT)  # B^T: out0 = d0 - d2, out1 = d1 + d2, out2 = d2 - d1, ...
-
-
-def input_tiles(x, pads):
-    """V (16, P, C) = B^T d B of every 4x4 input tile d (stride 2) of x padded by pads,
+def input_tiles(x, pads, tiling=None):
+    """V (a^2, P, C) = B^T d B of every a x a input tile d (stride m) of x padded by pads,
     with P = TH * TW * N in the order (th, tw, n). The bottom/right border is padded
-    further with zeros when the output size is odd (the last tile's extra row is cropped).
-    B^T has two non-zeros (+-1) per row, so the transform is 8 + 16 additions of strided
-    whole-array slices: rows first, then columns."""
+    further with zeros when the output size is not a multiple of m (the last tile's extra
+    rows are cropped). B^T d B is B^T applied to the tile's rows, then to its columns:
+    small GEMMs (a x a) @ (a x N*C) on contiguous runs of N*C numbers, the N*C columns
+    shared among the CPU threads."""
+    t = tiling or TILING
     n, c, h, w = x.shape
-    _, (th, tw) = _tiles(h, w, pads)
-    xt = _rows_first(x, pads, (th, tw))
-    t = np.empty((4, th, xt.shape[1], n, c), x.dtype)
-    v = np.empty((4, 4, th, tw, n, c), x.dtype)
+    m, a = t.m, t.a
+    _, (th, tw) = _tiles(h, w, pads, m)
+    xt = _rows_first(x, pads, (th, tw), m).reshape(m * th + 2, m * tw + 2, n * c)
+    bt = t.BT.astype(x.dtype)
+    rows = np.empty((th, a, xt.shape[1], n * c), x.dtype)   # B^T d, per tile row
+    v = np.empty((a, a, th, tw, n * c), x.dtype)
 
-    def part(a, b):  # tile rows a..b-1
-        for i, (op, j, k) in enumerate(B_PAIRS):
-            op(xt[2 * a + j:2 * b + j - 1:2], xt[2 * a + k:2 * b + k - 1:2], out=t[i, a:b])
-        for i in range(4):
-            for jj, (op, j, k) in enumerate(B_PAIRS):
-                op(t[i, a:b, j:j + 2 * tw - 1:2], t[i, a:b, k:k + 2 * tw - 1:2],
-                   out=v[i, jj, a:b])
-    cpu.parallel_for(part, th, v.size * 2)
-    return v.reshape(16, th * tw * n, c)
+    def part(lo, hi):  # columns lo..hi-1 of every (.., N*C) matrix
+        for i in range(th):
+            for j in range(xt.shape[1]):
+                np.matmul(bt, xt[m * i:m * i + a, j, lo:hi], out=rows[i, :, j, lo:hi])
+            for k in range(a):
+                for j in range(tw):
+                    np.matmul(bt, rows[i, k, m * j:m * j + a, lo:hi], out=v[k, :, i, j, lo:hi])
+    with cpu.single_threaded_blas():
+        cpu.parallel_for(part, n * c, v.size * 2)
+    return v.reshape(a * a, th * tw * n, c)
 
 
-def filter_tiles(w):
-    """U^T (16, C, K): U = G g G^T of every 3x3 filter g of w (K, C, 3, 3), transposed for
+def filter_tiles(w, tiling=None):
+    """U^T (a^2, C, K): U = G g G^T of every 3x3 filter g of w (K, C, 3, 3), transposed for
     the GEMMs V[xi] @ U[xi]^T."""
+    t = tiling or TILING
     k, c = w.shape[:2]
-    u = (GG.astype(w.dtype) @ w.reshape(k * c, 9).T).reshape(16, k, c)
+    u = (t.GG.astype(w.dtype) @ w.reshape(k * c, 9).T).reshape(t.a * t.a, k, c)
     return np.ascontiguousarray(u.transpose(0, 2, 1))
 
 
-def _scatter(y4, y):
-    """Fill y (N, K, OH, OW) from the output tiles y4 (2, 2, TH, TW, N, K): row 2 th + r
-    and column 2 tw + s of image n is y4[r, s, th, tw, n] (a tile's cropped border
+def _scatter(ym, y, m):
+    """Fill y (N, K, OH, OW) from the output tiles ym (m, m, TH, TW, N, K): row m th + r
+    and column m tw + s of image n is ym[r, s, th, tw, n] (a tile's cropped border
     dropped). For a channels-last y (kernels/layout.py) every copy moves runs of K."""
     n = y.shape[0]
 
     def part(a, b):
-        for r in range(2):
-            for s in range(2):
-                dst = y[a:b, :, r::2, s::2]
-                dst[...] = y4[r, s, :dst.shape[2], :dst.shape[3], a:b].transpose(2, 3, 0, 1)
+        for r in range(m):
+            for s in range(m):
+                dst = y[a:b, :, r::m, s::m]
+                dst[...] = ym[r, s, :dst.shape[2], :dst.shape[3], a:b].transpose(2, 3, 0, 1)
     cpu.parallel_for(part, n, y.size * 2)
     return y
 
 
-def _gather(gy, tiles):
-    """The adjoint of ``_scatter``: gy (N, K, OH, OW) as gY (2, 2, TH, TW, N, K), zero
+def _gather(gy, tiles, m):
+    """The adjoint of ``_scatter``: gy (N, K, OH, OW) as gY (m, m, TH, TW, N, K), zero
     where a tile reaches past the output."""
     n, k, oh, ow = gy.shape
     th, tw = tiles
-    g4 = np.zeros((2, 2, th, tw, n, k), gy.dtype)
+    gm = np.zeros((m, m, th, tw, n, k), gy.dtype)
 
     def part(a, b):
-        for r in range(2):
-            for s in range(2):
-                src = gy[a:b, :, r::2, s::2]
-                g4[r, s, :src.shape[2], :src.shape[3], a:b] = src.transpose(2, 3, 0, 1)
+        for r in range(m):
+            for s in range(m):
+                src = gy[a:b, :, r::m, s::m]
+                gm[r, s, :src.shape[2], :src.shape[3], a:b] = src.transpose(2, 3, 0, 1)
     cpu.parallel_for(part, n, gy.size * 2)
-    return g4
+    return gm
 
 
-def conv2d(x, w, pads, keep_tiles=True):
+def conv2d(x, w, pads, keep_tiles=True, tiling=None):
     """y = conv2d(x, w) with pads = (top, bottom, left, right), in x's memory layout, and V
     (to keep for dL/dw). Without ``keep_tiles`` V is not returned (None), and the images
     go through in chunks whose V is at most ``CHUNK_BYTES``: the same numbers with a
     fraction of the memory (the input gradient's road)."""
+    t = tiling or TILING
     n, c, h, width = x.shape
     k = w.shape[0]
-    out_hw, tiles = _tiles(h, width, pads)
+    out_hw, tiles = _tiles(h, width, pads, t.m)
     y = layout.empty((n, k, *out_hw), x.dtype, channels_last=layout.is_channels_last(x))
-    u = filter_tiles(w)
+    u = filter_tiles(w, t)
     limit = None if keep_tiles else CHUNK_BYTES
     v = None  # (an empty batch has no tiles)
-    for a, b in cpu.blocks(n, tile_bytes(x[:1], pads), limit):
-        v = input_tiles(x[a:b], pads)                          # (16, P, C)
-        m = v @ u                                              # (16, P, K): the 16 GEMMs
-        y4 = (AA.astype(x.dtype) @ m.reshape(16, -1)).reshape(2, 2, *tiles, -1, k)
-        _scatter(y4, y[a:b])
+    for a, b in cpu.blocks(n, tile_bytes(x[:1], pads, t), limit):
+        v = input_tiles(x[a:b], pads, t)                       # (a^2, P, C)
+        mt = v @ u                                             # (a^2, P, K): the GEMMs
+        ym = (t.AA.astype(x.dtype) @ mt.reshape(t.a * t.a, -1)).reshape(t.m, t.m, *tiles,
+                                                                         -1, k)
+        _scatter(ym, y[a:b], t.m)
     return y, (v if keep_tiles else None)
 
 
-def tile_bytes(x, pads):
-    """The size in bytes of V = input_tiles(x, pads): 16 numbers per 2x2 output tile,
-    image and channel (4x x's size)."""
-    _, (th, tw) = _tiles(*x.shape[2:], pads)
-    return 16 * th * tw * x.shape[0] * x.shape[1] * x.dtype.itemsize
+def tile_bytes(x, pads, tiling=None):
+    """The size in bytes of V = input_tiles(x, pads): a^2 numbers per m x m output tile,
+    image and channel ((a/m)^2 times x's size)."""
+    t = tiling or TILING
+    _, (th, tw) = _tiles(*x.shape[2:], pads, t.m)
+    return t.a * t.a * th * tw * x.shape[0] * x.shape[1] * x.dtype.itemsize
 
 
-def grad_weight(x, gy, pads, v=None):
-    """dL/dw (K, C, 3, 3) = G^T [sum over tiles (A gY A^T) * V] G; ``v``: the forward's V."""
+def grad_weight(x, gy, pads, v=None, tiling=None):
+    """dL/dw (K, C, 3, 3) = G^T [sum over tiles (A gY A^T) * V] G; ``v``: the forward's V
+    (its a^2 rows say which tiling made it)."""
+    t = tiling or TILING
+    if v is not None:
+        t = next(t for t in TILINGS.values() if t.a ** 2 == v.shape[0])
     n, c, h, width = x.shape
     k = gy.shape[1]
-    _, tiles = _tiles(h, width, pads)
+    _, tiles = _tiles(h, width, pads, t.m)
     if v is None:
-        v = input_tiles(x, pads)
-    gm = (AA.T.astype(gy.dtype) @ _gather(gy, tiles).reshape(4, -1)).reshape(16, -1, k)
-    gu = gm.transpose(0, 2, 1) @ v                             # (16, K, C)
-    gw = GG.T.astype(gy.dtype) @ gu.reshape(16, -1)            # (9, K * C)
+        v = input_tiles(x, pads, t)
+    gm = (t.AA.T.astype(gy.dtype) @ _gather(gy, tiles, t.m).reshape(t.m * t.m, -1))
+    gu = gm.reshape(t.a * t.a, -1, k).transpose(0, 2, 1) @ v      # (a^2, K, C)
+    gw = t.GG.T.astype(gy.dtype) @ gu.reshape(t.a * t.a, -1)       # (9, K * C)
     return np.ascontiguousarray(gw.T).reshape(k, c, 3, 3)
 
 
-def grad_input(gy, w, pads):
+def grad_input(gy, w, pads, tiling=None):
     """dL/dx: the "full" convolution of gy with w flipped in space and transposed in
     channels, padded by 2 - pads (so the output has x's size)."""
     flipped = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
-    return conv2d(gy, flipped, tuple(2 - p for p in pads), keep_tiles=False)[0]
+    return conv2d(gy, flipped, tuple(2 - p for p in pads), keep_tiles=False,
+                  tiling=tiling)[0]
