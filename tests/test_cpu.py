@@ -243,3 +243,24 @@ def test_grad_weight_groups_do_not_depend_on_the_thread_count(threads, monkeypat
     np.testing.assert_allclose(results[0], (col.T @ gy).T, rtol=1e-5, atol=1e-4)
     for other in results[1:]:
         np.testing.assert_array_equal(other, results[0])
+
+
+@pytest.mark.parametrize('m', [2, 4])
+def test_winograd_gives_the_same_bits_on_any_thread_count(threads, m, monkeypatch):
+    """Winograd's chunks of images run on different threads, and its weight gradient sums
+    them in fixed groups: the output and both gradients do not depend on the threads."""
+    from minidl.kernels import layout, winograd
+    monkeypatch.setattr(winograd, 'CHUNK_BYTES', 1)  # one image per chunk, 11 chunks
+    rng = np.random.default_rng(10)
+    x = layout.to_channels_last(rng.standard_normal((11, 6, 9, 9)).astype(np.float32))
+    w = rng.standard_normal((5, 6, 3, 3)).astype(np.float32)
+    gy = layout.to_channels_last(rng.standard_normal((11, 5, 9, 9)).astype(np.float32))
+    tiling, pads, results = winograd.TILINGS[m], (1, 1, 1, 1), []
+    for n in (1, 2, 3):
+        threads(n)
+        y, kept = winograd.conv2d(x, w, pads, tiling=tiling)
+        results.append((y, winograd.grad_weight(x, gy, pads, kept),
+                        winograd.grad_input(gy, w, pads, tiling)))
+    for other in results[1:]:
+        for a, e in zip(other, results[0]):
+            np.testing.assert_array_equal(a, e)

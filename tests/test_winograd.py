@@ -47,17 +47,27 @@ def test_winograd_equals_im2col_in_value_and_every_gradient(n, c, h, w, k, paddi
                                    err_msg=name)
 
 
-@pytest.mark.parametrize('chunk_bytes', [1, 3000, 2 ** 30])
-def test_chunks_of_images_give_the_same_numbers_as_the_whole_batch(chunk_bytes, tiling,
+@pytest.mark.parametrize('images', [1, 2, 5])
+def test_chunks_of_images_give_the_same_numbers_as_the_whole_batch(images, tiling,
                                                                    monkeypatch):
-    monkeypatch.setattr(W, 'CHUNK_BYTES', chunk_bytes)  # 1: one image at a time
     rng = np.random.default_rng(4)
     x, wt = rng.standard_normal((5, 3, 7, 6)), rng.standard_normal((4, 3, 3, 3))
-    whole, v = W.conv2d(x, wt, (1, 1, 1, 1))
-    chunked, none = W.conv2d(x, wt, (1, 1, 1, 1), keep_tiles=False)
+    gy = rng.standard_normal((5, 4, 7, 6))
+    whole, v = W.conv2d(x, wt, (1, 1, 1, 1))  # (CHUNK_BYTES: 8 MiB, one chunk here)
+    whole_gw = W.grad_weight(x, gy, (1, 1, 1, 1), v)
     tiles = -(-7 // tiling.m) * -(-6 // tiling.m)  # m x m tiles covering the 7 x 6 output
-    assert none is None and v.shape == (tiling.a ** 2, tiles * 5, 3)
+    per_image = tiling.a ** 2 * tiles * 4 * 8       # bytes of M (K = 4 > C = 3), float64
+    monkeypatch.setattr(W, 'CHUNK_BYTES', images * per_image + per_image // 2)
+    chunked, kept = W.conv2d(x, wt, (1, 1, 1, 1))
+    assert [a.shape for a in kept.arrays] == [(tiling.a ** 2, tiles * (b - a), 3)
+                                              for a, b in kept.chunks]
+    assert kept.chunks[0][0] == 0 and kept.chunks[-1][1] == 5
+    assert len(kept.chunks) == -(-5 // images)
+    assert W.conv2d(x, wt, (1, 1, 1, 1), keep_tiles=False)[1] is None
     np.testing.assert_allclose(chunked, whole, rtol=1e-13, atol=1e-13)
+    for kept_v in (kept, None):  # the kept V, or V made again
+        np.testing.assert_allclose(W.grad_weight(x, gy, (1, 1, 1, 1), kept_v), whole_gw,
+                                   rtol=1e-12, atol=1e-12)
 
 
 def test_float32_stays_within_float32_rounding_of_the_float64_result(monkeypatch):

@@ -187,8 +187,8 @@ def single_threaded_blas():
     at 1) left its later products on one core for good with the short thread timeout
     minidl sets (measured: 0.94 -> 1.77 ms for a 8000x216 @ 216x64 product)."""
     count = _blas_thread_count()
-    if count is None:
-        yield
+    if count is None or (getattr(_worker, 'busy', False) and count[0]() == 1):
+        yield  # (a part of a parallel_for inside a region already: it stays one region)
         return
     get, set_ = count
     with _blas_lock:

@@ -159,9 +159,10 @@ def tile(m):
 
 
 MIN_CHANNELS = None  # an int: the same least channel count for every tiling (tests)
-# The images of a convolution whose V is not kept go through in chunks of this many bytes
-# of V (``conv2d(keep_tiles=False)``)
-CHUNK_BYTES = 32 * 2 ** 20
+# The images go through in chunks of at most this many bytes of their largest array (V or
+# M), each chunk all the way on one thread with single-threaded BLAS (``conv2d``): its
+# arrays stay in that core's cache instead of going out to memory between the steps.
+CHUNK_BYTES = 8 * 2 ** 20  # (1, 2, 4, 8, 16 MiB: 8 was fastest on 2 cores, batch 512)
 
 
 def applies(x, kernel, stride, pads, dilation, groups, out_channels):
@@ -212,7 +213,7 @@ def input_tiles(x, pads, tiling=None):
     further with zeros when the output size is not a multiple of m (the last tile's extra
     rows are cropped). B^T d B is B^T applied to the tile's rows, then to its columns:
     small GEMMs (a x a) @ (a x N*C) on contiguous runs of N*C numbers, the N*C columns
-    shared among the CPU threads."""
+    shared among the CPU threads (inside a ``conv2d`` chunk: all on its thread)."""
     t = tiling or TILING
     n, c, h, w = x.shape
     m, a = t.m, t.a
@@ -274,26 +275,55 @@ def _gather(gy, tiles, m):
     return gm
 
 
+class KeptTiles:
+    """The forward's V, chunk by chunk (``conv2d``): what ``grad_weight`` reads again."""
+
+    def __init__(self, tiling, chunks, arrays):
+        self.tiling, self.chunks, self.arrays = tiling, chunks, arrays
+        self.nbytes = sum(v.nbytes for v in arrays)
+
+
+def _chunks(x, pads, channels, t):
+    """(start, stop) chunks of x's images of at most CHUNK_BYTES of V or M (a^2 numbers per
+    tile, image and channel, ``channels`` the larger of C and K)."""
+    _, (th, tw) = _tiles(*x.shape[2:], pads, t.m)
+    return cpu.blocks(x.shape[0], t.a * t.a * th * tw * channels * x.dtype.itemsize,
+                      CHUNK_BYTES)
+
+
+def _each_chunk(fn, chunks, items):
+    """fn(i) for every chunk i, the chunks shared among the CPU threads in contiguous runs,
+    each thread's matrix products on its own core (``cpu.single_threaded_blas``)."""
+    def part(first, last):
+        for i in range(first, last):
+            fn(i)
+    with cpu.single_threaded_blas():
+        cpu.parallel_for(part, len(chunks), items=items)
+
+
 def conv2d(x, w, pads, keep_tiles=True, tiling=None):
     """y = conv2d(x, w) with pads = (top, bottom, left, right), in x's memory layout, and V
-    (to keep for dL/dw). Without ``keep_tiles`` V is not returned (None), and the images
-    go through in chunks whose V is at most ``CHUNK_BYTES``: the same numbers with a
-    fraction of the memory (the input gradient's road)."""
+    (a ``KeptTiles``, to keep for dL/dw; None without ``keep_tiles``). The images go
+    through in chunks (``CHUNK_BYTES``), each chunk's V, M and output tiles made and used
+    on one thread while they sit in its cache."""
     t = tiling or TILING
     n, c, h, width = x.shape
     k = w.shape[0]
     out_hw, tiles = _tiles(h, width, pads, t.m)
     y = layout.empty((n, k, *out_hw), x.dtype, channels_last=layout.is_channels_last(x))
-    u = filter_tiles(w, t)
-    limit = None if keep_tiles else CHUNK_BYTES
-    v = None  # (an empty batch has no tiles)
-    for a, b in cpu.blocks(n, tile_bytes(x[:1], pads, t), limit):
+    u, aa = filter_tiles(w, t), t.AA.astype(x.dtype)
+    chunks = _chunks(x, pads, max(c, k), t)
+    kept = [None] * len(chunks)
+
+    def chunk(i):
+        a, b = chunks[i]
         v = input_tiles(x[a:b], pads, t)                       # (a^2, P, C)
         mt = v @ u                                             # (a^2, P, K): the GEMMs
-        ym = (t.AA.astype(x.dtype) @ mt.reshape(t.a * t.a, -1)).reshape(t.m, t.m, *tiles,
-                                                                         -1, k)
+        ym = (aa @ mt.reshape(t.a * t.a, -1)).reshape(t.m, t.m, *tiles, -1, k)
         _scatter(ym, y[a:b], t.m)
-    return y, (v if keep_tiles else None)
+        kept[i] = v if keep_tiles else None
+    _each_chunk(chunk, chunks, y.size * t.a * t.a)
+    return y, (KeptTiles(t, chunks, kept) if keep_tiles else None)
 
 
 def tile_bytes(x, pads, tiling=None):
@@ -304,20 +334,32 @@ def tile_bytes(x, pads, tiling=None):
     return t.a * t.a * th * tw * x.shape[0] * x.shape[1] * x.dtype.itemsize
 
 
+SUM_GROUPS = 8  # dL/dw is summed in this many fixed groups of chunks (kernels/im2col.py)
+
+
 def grad_weight(x, gy, pads, v=None, tiling=None):
-    """dL/dw (K, C, 3, 3) = G^T [sum over tiles (A gY A^T) * V] G; ``v``: the forward's V
-    (its a^2 rows say which tiling made it)."""
-    t = tiling or TILING
-    if v is not None:
-        t = next(t for t in TILINGS.values() if t.a ** 2 == v.shape[0])
+    """dL/dw (K, C, 3, 3) = G^T [sum over tiles (A gY A^T) * V] G; ``v``: the forward's
+    ``KeptTiles`` (which also fix the tiling and the chunks), else V is made again. The
+    chunks' sums are added in SUM_GROUPS fixed groups, each in order, then the groups in
+    order: the same bits on any number of threads."""
+    t = v.tiling if v is not None else (tiling or TILING)
     n, c, h, width = x.shape
     k = gy.shape[1]
     _, tiles = _tiles(h, width, pads, t.m)
-    if v is None:
-        v = input_tiles(x, pads, t)
-    gm = (t.AA.T.astype(gy.dtype) @ _gather(gy, tiles, t.m).reshape(t.m * t.m, -1))
-    gu = gm.reshape(t.a * t.a, -1, k).transpose(0, 2, 1) @ v      # (a^2, K, C)
-    gw = t.GG.T.astype(gy.dtype) @ gu.reshape(t.a * t.a, -1)       # (9, K * C)
+    chunks = v.chunks if v is not None else _chunks(x, pads, max(c, k), t)
+    count = max(1, min(SUM_GROUPS, len(chunks)))
+    group = [g * count // len(chunks) for g in range(len(chunks))]  # chunk -> its group
+    partial = np.zeros((count, t.a * t.a, k, c), gy.dtype)
+    aat = t.AA.T.astype(gy.dtype)
+
+    def chunk(i):
+        a, b = chunks[i]
+        vi = v.arrays[i] if v is not None else input_tiles(x[a:b], pads, t)
+        gm = aat @ _gather(gy[a:b], tiles, t.m).reshape(t.m * t.m, -1)   # (a^2, P * K)
+        partial[group[i]] += gm.reshape(t.a * t.a, -1, k).transpose(0, 2, 1) @ vi
+    _each_chunk(chunk, chunks, gy.size * t.a * t.a)
+    gu = partial.sum(axis=0)                                           # (a^2, K, C)
+    gw = t.GG.T.astype(gy.dtype) @ gu.reshape(t.a * t.a, -1)           # (9, K * C)
     return np.ascontiguousarray(gw.T).reshape(k, c, 3, 3)
 
 
