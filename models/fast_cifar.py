@@ -21,9 +21,9 @@ are faster on it (docs/fast-cifar.md). The numbers are the same in either layout
 
 ``winograd=4`` (default): its 3x3 convolutions of 64 or more channels on both sides go
 through Winograd's F(4x4, 3x3) (``minidl.winograd_tile``), 4x fewer multiplications than
-im2col and the step 1.1x faster than with F(2x2), for a float32 rounding error about 7x
-im2col's (4e-6 of the largest output); ``winograd=2`` keeps F(2x2), as precise as
-im2col, and ``winograd=0`` uses im2col only.
+im2col, for a float32 rounding error 5-10x im2col's (4e-6 of the largest output at 256
+channels; docs/fast-cifar.md measures both); ``winograd=2`` keeps F(2x2) (128 channels
+and more), as precise as im2col, and ``winograd=0`` uses im2col only.
 
 The first layer is not learned: ``minidl.recipes.whiten_init_`` sets its 2 * 12 filters
 to the eigenvectors of the covariance of the 2x2x3 training patches, each scaled by

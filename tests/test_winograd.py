@@ -57,17 +57,37 @@ def test_chunks_of_images_give_the_same_numbers_as_the_whole_batch(images, tilin
     whole_gw = W.grad_weight(x, gy, (1, 1, 1, 1), v)
     tiles = -(-7 // tiling.m) * -(-6 // tiling.m)  # m x m tiles covering the 7 x 6 output
     per_image = tiling.a ** 2 * tiles * 4 * 8       # bytes of M (K = 4 > C = 3), float64
-    monkeypatch.setattr(W, 'CHUNK_BYTES', images * per_image + per_image // 2)
+    monkeypatch.setattr(W, 'CHUNK_BYTES', images * per_image)
+    monkeypatch.setattr(W, 'CHUNK_MULTIPLE', 1)
     chunked, kept = W.conv2d(x, wt, (1, 1, 1, 1))
     assert [a.shape for a in kept.arrays] == [(tiling.a ** 2, tiles * (b - a), 3)
                                               for a, b in kept.chunks]
     assert kept.chunks[0][0] == 0 and kept.chunks[-1][1] == 5
     assert len(kept.chunks) == -(-5 // images)
+    assert {b - a for a, b in kept.chunks} <= {5 // len(kept.chunks), -(-5 // len(kept.chunks))}
     assert W.conv2d(x, wt, (1, 1, 1, 1), keep_tiles=False)[1] is None
     np.testing.assert_allclose(chunked, whole, rtol=1e-13, atol=1e-13)
     for kept_v in (kept, None):  # the kept V, or V made again
         np.testing.assert_allclose(W.grad_weight(x, gy, (1, 1, 1, 1), kept_v), whole_gw,
                                    rtol=1e-12, atol=1e-12)
+
+
+PER_IMAGE = 36 * 2 * 2 * 6 * 8  # F(4x4) on 6 channels at 8x8: 2x2 tiles of 36, float64
+
+
+@pytest.mark.parametrize('images, chunk_bytes, chunks', [
+    (20, 7 * PER_IMAGE, 8),    # 3 chunks' worth: rounded up to 8, of 2 or 3 images
+    (5, 2 * PER_IMAGE, 5),     # not more chunks than images
+    (20, 10 ** 9, 1),           # all in one
+    (17, 2 * PER_IMAGE, 16)])  # 9 -> 16
+def test_the_images_are_cut_into_a_multiple_of_eight_nearly_equal_chunks(
+        images, chunk_bytes, chunks, monkeypatch):
+    monkeypatch.setattr(W, 'CHUNK_BYTES', chunk_bytes)
+    x = np.zeros((images, 6, 8, 8))  # F(4x4): 2x2 tiles of 36 numbers per channel, 8 bytes
+    got = W._chunks(x, (1, 1, 1, 1), 6, W.F4)
+    assert len(got) == chunks and got[0][0] == 0 and got[-1][1] == images
+    assert all(a < b for a, b in got) and all(p[1] == q[0] for p, q in zip(got, got[1:]))
+    assert max(b - a for a, b in got) - min(b - a for a, b in got) <= 1
 
 
 def test_float32_stays_within_float32_rounding_of_the_float64_result(monkeypatch):

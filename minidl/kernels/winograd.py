@@ -163,6 +163,7 @@ MIN_CHANNELS = None  # an int: the same least channel count for every tiling (te
 # M), each chunk all the way on one thread with single-threaded BLAS (``conv2d``): its
 # arrays stay in that core's cache instead of going out to memory between the steps.
 CHUNK_BYTES = 8 * 2 ** 20  # (1, 2, 4, 8, 16 MiB: 8 was fastest on 2 cores, batch 512)
+CHUNK_MULTIPLE = 8
 
 
 def applies(x, kernel, stride, pads, dilation, groups, out_channels):
@@ -284,11 +285,17 @@ class KeptTiles:
 
 
 def _chunks(x, pads, channels, t):
-    """(start, stop) chunks of x's images of at most CHUNK_BYTES of V or M (a^2 numbers per
-    tile, image and channel, ``channels`` the larger of C and K)."""
+    """(start, stop) chunks of x's images, each of at most about CHUNK_BYTES of V or M (a^2
+    numbers per tile, image and channel, ``channels`` the larger of C and K): a multiple
+    of CHUNK_MULTIPLE of them (as many as there are images at most), of sizes that differ
+    by one image at most, so that 1, 2, 4 or 8 threads get equal shares. They do not
+    depend on the thread count (nor do the sums over them)."""
+    n = x.shape[0]
     _, (th, tw) = _tiles(*x.shape[2:], pads, t.m)
-    return cpu.blocks(x.shape[0], t.a * t.a * th * tw * channels * x.dtype.itemsize,
-                      CHUNK_BYTES)
+    total = n * t.a * t.a * th * tw * channels * x.dtype.itemsize
+    count = -(-total // CHUNK_BYTES)
+    count = min(n, -(-count // CHUNK_MULTIPLE) * CHUNK_MULTIPLE) if count > 1 else 1
+    return [(n * i // count, n * (i + 1) // count) for i in range(count)]
 
 
 def _each_chunk(fn, chunks, items):
