@@ -33,9 +33,11 @@ Conv2dGradWeight, so conv2d can be differentiated any number of times.
 offset), from Tensor ops alone; this file trades that for one big GEMM. The copies around
 the GEMM (im2col, col2im, the layout transposes) and the budget for keeping col are in
 ``minidl/kernels/im2col.py``. A 3x3 stride-1 convolution on the CPU takes a faster road to
-the same numbers, Winograd's F(4x4, 3x3) (``minidl/kernels/winograd.py``, 4x fewer
-multiplications); ``MINIDL_WINOGRAD=0`` sends it through im2col too, ``=2`` through
-F(2x2, 3x3).
+the same numbers (``minidl/kernels/winograd.py``): Winograd's F(2x2, 3x3), 2.25x fewer
+multiplications and float32 numbers as close to PyTorch's as im2col's, or inside
+``minidl.winograd_tile(4)`` F(4x4, 3x3), 4x fewer, for a float32 error 5-10x im2col's.
+``MINIDL_WINOGRAD=0`` sends every convolution through im2col, ``=4`` makes F(4x4) the
+default.
 """
 from collections import namedtuple
 
