@@ -824,11 +824,12 @@ def parser():
 
 
 def main(argv=None):
-    from .kernels import cpu
+    from .kernels import cpu, winograd
     from .train import TrainingDiverged
     args = parser().parse_args(argv)
     try:
         cpu.get_num_threads()  # a bad MINIDL_NUM_THREADS: one line now, not in the first op
+        winograd.check_environment()  # the same for MINIDL_WINOGRAD
         with warnings.catch_warnings():
             # NumPy's "overflow encountered in matmul" and the like say less than the
             # trainer's own check of every loss and of the weights (TrainingDiverged)

@@ -302,6 +302,12 @@ def test_a_bad_thread_count_in_the_environment_is_one_line(tmp_path):
     assert_one_line_error(result, "MINIDL_NUM_THREADS must be a positive integer, got 'abc'")
 
 
+def test_a_bad_winograd_setting_in_the_environment_is_one_line(tmp_path):
+    result = minidl_command('summary', '--model', 'alexnet-cifar', MINIDL_WINOGRAD='5')
+    assert_one_line_error(result, "MINIDL_WINOGRAD must be 0 (off), 1 or 2 (F(2x2), the "
+                          "default) or 4 (F(4x4)), got '5'")
+
+
 # ----------------------------------------------------------------------------- failures
 def test_a_diverged_run_saves_nothing_from_the_diverged_step(data, tmp_path):
     result = minidl_command('train', *TINY, '--optimizer', 'sgd', '--lr', '1e30',

@@ -187,7 +187,8 @@ def test_cook_toom_needs_m_plus_one_distinct_points(points):
 
 
 @pytest.mark.parametrize('setting, expected', [('0', 'False F(2'), ('2', 'True F(2'),
-                                               ('4', 'True F(4'), (None, 'True F(2')])
+                                               ('1', 'True F(2'), ('4', 'True F(4'),
+                                               (None, 'True F(2')])
 def test_the_environment_chooses_the_tiling_or_turns_it_off(setting, expected):
     import os
     import subprocess
@@ -230,3 +231,20 @@ def test_a_tile_block_refuses_other_tiles(m):
     with pytest.raises(ValueError, match='winograd tile: expected 0, 2 or 4'):
         with minidl.winograd_tile(m):
             pass
+
+
+@pytest.mark.parametrize('setting', ['3', 'yes', '4x4'])
+def test_a_bad_environment_setting_is_one_clear_error_at_the_first_convolution(setting):
+    import os
+    import subprocess
+    import sys
+    code = ("import numpy as np, minidl, minidl.functional as F\n"
+            "x = minidl.tensor(np.ones((1, 256, 4, 4), np.float32))\n"
+            "w = minidl.tensor(np.ones((256, 256, 3, 3), np.float32))\n"
+            "try:\n    F.conv2d(x, w, padding=1)\n"
+            "except ValueError as e:\n    print('refused:', e)\n")
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                         env={**os.environ, 'MINIDL_WINOGRAD': setting})
+    assert out.returncode == 0, out.stderr  # (import minidl itself works)
+    assert out.stdout.strip() == (f"refused: MINIDL_WINOGRAD must be 0 (off), 1 or 2 "
+                                  f"(F(2x2), the default) or 4 (F(4x4)), got {setting!r}")

@@ -130,11 +130,21 @@ BT, G, AT = F2.BT, F2.G, F2.AT
 TILINGS = {2: F2, 4: F4}
 
 # ``MINIDL_WINOGRAD=0`` turns it off (every 3x3 convolution then goes through im2col);
-# ``4`` makes F(4x4, 3x3) the default tiling instead of F(2x2, 3x3). ``tile`` chooses
-# one for a block of code (vgg-fast-cifar trains with F(4x4)).
-_SETTING = os.environ.get('MINIDL_WINOGRAD', '2')
+# ``4`` makes F(4x4, 3x3) the default tiling instead of F(2x2, 3x3) (``1``, ``2`` or unset).
+# ``tile`` chooses one for a block of code (vgg-fast-cifar trains with F(4x4)). A bad
+# value is an error at the first convolution, not at ``import minidl``.
+_SETTING = os.environ.get('MINIDL_WINOGRAD', '').strip()
+_SETTING_ERROR = None if _SETTING in ('', '0', '1', '2', '4') else (
+    f"MINIDL_WINOGRAD must be 0 (off), 1 or 2 (F(2x2), the default) or 4 (F(4x4)), "
+    f"got {_SETTING!r}")
 ENABLED = _SETTING != '0'
-TILING = F4 if _SETTING == '4' else F2  # F(2x2): float32 error as im2col's; F(4x4): ~7x
+TILING = F4 if _SETTING == '4' else F2  # F(2x2): float32 error as im2col's; F(4x4): 5-10x
+
+
+def check_environment():
+    """Raise the ValueError of a bad ``MINIDL_WINOGRAD`` (the CLI calls it first)."""
+    if _SETTING_ERROR:
+        raise ValueError(_SETTING_ERROR)
 
 
 @contextlib.contextmanager
@@ -172,6 +182,7 @@ def applies(x, kernel, stride, pads, dilation, groups, out_channels):
     each side, at least ``TILING.min_channels`` input and output channels, a float32/64 x
     on the CPU. The rule is symmetric in the two channel counts, so a layer's forward and its
     input gradient (the transposed convolution, channels swapped) go the same way."""
+    check_environment()
     least = TILING.min_channels if MIN_CHANNELS is None else MIN_CHANNELS
     return (ENABLED and tuple(kernel) == (3, 3) and tuple(stride) == (1, 1)
             and tuple(dilation) == (1, 1) and groups == 1 and max(pads) <= 2
