@@ -248,3 +248,28 @@ def test_a_bad_environment_setting_is_one_clear_error_at_the_first_convolution(s
     assert out.returncode == 0, out.stderr  # (import minidl itself works)
     assert out.stdout.strip() == (f"refused: MINIDL_WINOGRAD must be 0 (off), 1 or 2 "
                                   f"(F(2x2), the default) or 4 (F(4x4)), got {setting!r}")
+
+
+@pytest.mark.parametrize('where', ['x', 'w', 'gy'])
+def test_inf_and_nan_reach_only_the_outputs_im2col_puts_them_in(where, monkeypatch):
+    """Winograd mixes a whole tile's numbers, so an inf would reach outputs whose windows
+    do not hold it: a result with an inf or a NaN is computed again by im2col."""
+    rng = np.random.default_rng(7)
+    x, wt = rng.standard_normal((2, 3, 9, 8)), rng.standard_normal((4, 3, 3, 3))
+    gy = rng.standard_normal((2, 4, 9, 8))
+    target = {'x': x, 'w': wt, 'gy': gy}[where]
+    target.flat[5], target.flat[-7] = np.inf, np.nan
+    results = []
+    for winograd in (True, False):
+        monkeypatch.setattr(W, 'ENABLED', winograd)
+        X, Wt = minidl.tensor(x, requires_grad=True), minidl.tensor(wt, requires_grad=True)
+        y = F.conv2d(X, Wt, padding=1)
+        with np.errstate(invalid='ignore'):
+            y.backward(minidl.tensor(gy))
+        results.append((y.data, X.grad.data, Wt.grad.data))
+    assert any(not np.isfinite(e).all() for e in results[1])
+    for a, e in zip(*results):
+        np.testing.assert_array_equal(np.isnan(a), np.isnan(e))
+        np.testing.assert_array_equal(np.isinf(a), np.isinf(e))
+        finite = np.isfinite(e)
+        np.testing.assert_allclose(a[finite], e[finite], rtol=1e-12, atol=1e-12)

@@ -123,7 +123,10 @@ def _winograd(x, out_channels, kernel, geo):
     None (im2col). The same answer for a layer's forward (x into OC), its input gradient
     (gy into C) and its weight gradient (x, gy); a forward passes its answer to its
     gradients, so that they take its road (and the kept ``col`` is what they expect) even
-    when they run outside its ``winograd.tile`` block."""
+    when they run outside its ``winograd.tile`` block. A Winograd result with an inf or a
+    NaN is computed again by im2col (``finite=True``): Winograd mixes the numbers of a
+    whole tile, so one inf would reach outputs whose windows do not hold it (PyTorch's,
+    and im2col's, stay finite there)."""
     ok = winograd.applies(x, kernel, geo.stride, geo.pads, geo.dilation, geo.groups,
                           out_channels)
     return winograd.TILING if ok else None
@@ -147,25 +150,31 @@ class Conv2d(Function):
         self.geo, self.keep_col, self.col, self.tiling = geo, keep_col, None, None
 
     def forward(self, x, w, b=None):
-        self.tiling = _winograd(x, w.shape[0], w.shape[2:], self.geo)
+        self.tiling, y = _winograd(x, w.shape[0], w.shape[2:], self.geo), None
         if self.tiling:  # (col: Winograd's V, 4x or 2.25x x)
             keep = self.keep_col and \
                 winograd.tile_bytes(x, self.geo.pads, self.tiling) <= K.KEEP_COL_MAX_BYTES
-            y, col = winograd.conv2d(x, w, self.geo.pads, keep_tiles=keep, tiling=self.tiling)
-        elif self.geo.channels_last:  # the same GEMM transposed: Y^T = col^T @ Wm^T
-            out_hw, col = _out_hw(x.shape, w.shape[2:], self.geo), None  # (col: in blocks)
-            y = K.from_rows(K.conv_nhwc(x, _weight_rows(w), w.shape[2:], self.geo.stride,
-                                        self.geo.pads, self.geo.dilation, out_hw),
-                            x.shape[0], out_hw)
-        else:
-            col = _im2col(x, w.shape[2:], self.geo)
-            y = _from_matrix(_weight_matrix(w, self.geo.groups) @ col, x.shape[0],
-                             _out_hw(x.shape, w.shape[2:], self.geo))
+            y, col = winograd.conv2d(x, w, self.geo.pads, keep_tiles=keep, tiling=self.tiling,
+                                     finite=True)
+            self.tiling = self.tiling if y is not None else None  # (None: inf or NaN)
+        if y is None:
+            y, col = self._by_im2col(x, w)
         if b is not None:
             y += b.reshape(1, -1, 1, 1)
         if self.keep_col and col is not None:
             self.col = K.keep_col(col)
         return y
+
+    def _by_im2col(self, x, w):
+        """(y, col) by im2col: Y = Wm @ col, or for a channels-last x the same GEMM
+        transposed, Y^T = col^T @ Wm^T, with col built in blocks (then col is None)."""
+        out_hw = _out_hw(x.shape, w.shape[2:], self.geo)
+        if self.geo.channels_last:
+            y = K.conv_nhwc(x, _weight_rows(w), w.shape[2:], self.geo.stride, self.geo.pads,
+                            self.geo.dilation, out_hw)
+            return K.from_rows(y, x.shape[0], out_hw), None
+        col = _im2col(x, w.shape[2:], self.geo)
+        return _from_matrix(_weight_matrix(w, self.geo.groups) @ col, x.shape[0], out_hw), col
 
     def backward(self, gy):
         x, w = self.inputs[:2]
@@ -205,7 +214,9 @@ class Conv2dGradInput(Function):
         tiling = _winograd(gy, w.shape[1], w.shape[2:], self.geo) if self.tiling is _NOW \
             else self.tiling
         if tiling:
-            return winograd.grad_input(gy, w, self.geo.pads, tiling)
+            gx = winograd.grad_input(gy, w, self.geo.pads, tiling, finite=True)
+            if gx is not None:  # (None: inf or NaN in it, computed again below)
+                return gx
         if gY is None:
             gY = _gemm_layout(gy, self.geo)
         if self.geo.channels_last:  # dL/dcol^T = gY^T @ Wm, rows of NHWC
@@ -245,7 +256,10 @@ class Conv2dGradWeight(Function):
         tiling = _winograd(x, gy.shape[1], self.kernel, self.geo) if self.tiling is _NOW \
             else self.tiling
         if tiling:
-            return winograd.grad_weight(x, gy, self.geo.pads, col, tiling)
+            gw = winograd.grad_weight(x, gy, self.geo.pads, col, tiling, finite=True)
+            if gw is not None:  # (None: inf or NaN in it, computed again below)
+                return gw
+            col = None  # (Winograd's V: not the im2col matrix)
         if gY is None:
             gY = _gemm_layout(gy, self.geo)
         if self.geo.channels_last:  # dL/dWm = gY @ col from the NHWC rows

@@ -252,7 +252,8 @@ def filter_tiles(w, tiling=None):
     the GEMMs V[xi] @ U[xi]^T."""
     t = tiling or TILING
     k, c = w.shape[:2]
-    u = (t.GG.astype(w.dtype) @ w.reshape(k * c, 9).T).reshape(t.a * t.a, k, c)
+    with np.errstate(invalid='ignore', over='ignore'):  # (an inf w: conv2d's finite check)
+        u = (t.GG.astype(w.dtype) @ w.reshape(k * c, 9).T).reshape(t.a * t.a, k, c)
     return np.ascontiguousarray(u.transpose(0, 2, 1))
 
 
@@ -311,19 +312,23 @@ def _chunks(x, pads, channels, t):
 
 def _each_chunk(fn, chunks, items):
     """fn(i) for every chunk i, the chunks shared among the CPU threads in contiguous runs,
-    each thread's matrix products on its own core (``cpu.single_threaded_blas``)."""
+    each thread's matrix products on its own core (``cpu.single_threaded_blas``). An inf
+    or a NaN is no warning here: the callers look for them in the results."""
     def part(first, last):
-        for i in range(first, last):
-            fn(i)
+        with np.errstate(invalid='ignore', over='ignore'):
+            for i in range(first, last):
+                fn(i)
     with cpu.single_threaded_blas():
         cpu.parallel_for(part, len(chunks), items=items)
 
 
-def conv2d(x, w, pads, keep_tiles=True, tiling=None):
+def conv2d(x, w, pads, keep_tiles=True, tiling=None, finite=False):
     """y = conv2d(x, w) with pads = (top, bottom, left, right), in x's memory layout, and V
     (a ``KeptTiles``, to keep for dL/dw; None without ``keep_tiles``). The images go
     through in chunks (``CHUNK_BYTES``), each chunk's V, M and output tiles made and used
-    on one thread while they sit in its cache."""
+    on one thread while they sit in its cache. ``finite``: (None, None) instead when y
+    holds an inf or a NaN (each chunk's sum is checked while it is in the cache; a
+    finite y whose sum overflows counts as not finite too)."""
     t = tiling or TILING
     n, c, h, width = x.shape
     k = w.shape[0]
@@ -331,16 +336,19 @@ def conv2d(x, w, pads, keep_tiles=True, tiling=None):
     y = layout.empty((n, k, *out_hw), x.dtype, channels_last=layout.is_channels_last(x))
     u, aa = filter_tiles(w, t), t.AA.astype(x.dtype)
     chunks = _chunks(x, pads, max(c, k), t)
-    kept = [None] * len(chunks)
+    kept, ok = [None] * len(chunks), [True] * len(chunks)
 
     def chunk(i):
         a, b = chunks[i]
         v = input_tiles(x[a:b], pads, t)                       # (a^2, P, C)
         mt = v @ u                                             # (a^2, P, K): the GEMMs
         ym = (aa @ mt.reshape(t.a * t.a, -1)).reshape(t.m, t.m, *tiles, -1, k)
+        ok[i] = not finite or bool(np.isfinite(ym.sum()))
         _scatter(ym, y[a:b], t.m)
         kept[i] = v if keep_tiles else None
     _each_chunk(chunk, chunks, y.size * t.a * t.a)
+    if not all(ok):
+        return None, None
     return y, (KeptTiles(t, chunks, kept) if keep_tiles else None)
 
 
@@ -355,11 +363,12 @@ def tile_bytes(x, pads, tiling=None):
 SUM_GROUPS = 8  # dL/dw is summed in this many fixed groups of chunks (kernels/im2col.py)
 
 
-def grad_weight(x, gy, pads, v=None, tiling=None):
+def grad_weight(x, gy, pads, v=None, tiling=None, finite=False):
     """dL/dw (K, C, 3, 3) = G^T [sum over tiles (A gY A^T) * V] G; ``v``: the forward's
     ``KeptTiles`` (which also fix the tiling and the chunks), else V is made again. The
     chunks' sums are added in SUM_GROUPS fixed groups, each in order, then the groups in
-    order: the same bits on any number of threads."""
+    order: the same bits on any number of threads. ``finite``: None instead of a result
+    with an inf or a NaN."""
     t = v.tiling if v is not None else (tiling or TILING)
     n, c, h, width = x.shape
     k = gy.shape[1]
@@ -376,14 +385,17 @@ def grad_weight(x, gy, pads, v=None, tiling=None):
         gm = aat @ _gather(gy[a:b], tiles, t.m).reshape(t.m * t.m, -1)   # (a^2, P * K)
         partial[group[i]] += gm.reshape(t.a * t.a, -1, k).transpose(0, 2, 1) @ vi
     _each_chunk(chunk, chunks, gy.size * t.a * t.a)
-    gu = partial.sum(axis=0)                                           # (a^2, K, C)
-    gw = t.GG.T.astype(gy.dtype) @ gu.reshape(t.a * t.a, -1)           # (9, K * C)
+    with np.errstate(invalid='ignore', over='ignore'):
+        gu = partial.sum(axis=0)                                       # (a^2, K, C)
+        gw = t.GG.T.astype(gy.dtype) @ gu.reshape(t.a * t.a, -1)       # (9, K * C)
+    if finite and not np.isfinite(gw).all():
+        return None
     return np.ascontiguousarray(gw.T).reshape(k, c, 3, 3)
 
 
-def grad_input(gy, w, pads, tiling=None):
+def grad_input(gy, w, pads, tiling=None, finite=False):
     """dL/dx: the "full" convolution of gy with w flipped in space and transposed in
-    channels, padded by 2 - pads (so the output has x's size)."""
+    channels, padded by 2 - pads (so the output has x's size); ``finite`` as ``conv2d``."""
     flipped = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
     return conv2d(gy, flipped, tuple(2 - p for p in pads), keep_tiles=False,
-                  tiling=tiling)[0]
+                  tiling=tiling, finite=finite)[0]
