@@ -53,8 +53,11 @@ gM[xi] @ V[xi]^T), and dL/dx is itself a 3x3 stride-1 convolution of gy with the
 weights flipped and transposed (a "full" convolution), done by ``conv2d`` again.
 
 Rounding: tests hold the result to im2col's to 1e-12 in float64 and to 2e-5 of the
-largest output in float32. Only CPU arrays of float32/float64 go this way (``applies``);
-everything else uses im2col.
+largest output in float32. inf and NaN: the transforms mix all the numbers of a tile, so
+an inf in one input reaches every output of its tiles (as NaN), also where no window
+holds it; ``conv2d(finite=True)`` returns None for a result that is not all finite, and
+the caller (``functional/conv.py``) computes it again by im2col, as PyTorch would. Only
+CPU arrays of float32/float64 go this way (``applies``); everything else uses im2col.
 """
 import contextlib
 import math
