@@ -108,7 +108,7 @@ def cook_toom(m, points):
 
 class Tiling:
     """F(m x m, 3x3): the transform matrices and their Kronecker squares, and the fewest
-    channels (input and output) with which it beats im2col (``MIN_CHANNELS``)."""
+    channels (input and output) with which it beats im2col (``min_channels``)."""
 
     def __init__(self, m, points, min_channels):
         self.m, self.a, self.points = m, m + 2, tuple(points)
@@ -157,8 +157,8 @@ def tile(m):
     used, wherever it runs. Process-wide, restored on the way out.
 
     F(4x4) does 4x fewer multiplications than im2col (F(2x2): 2.25x) and its transforms
-    touch fewer numbers, but its float32 rounding error is about 7x im2col's (4e-6 of the
-    largest output at 256 channels, against 6e-7): a speed choice, as TF32 on a GPU."""
+    touch fewer numbers, but its float32 rounding error is 5-10x im2col's (4e-6 of the
+    largest output at 256 channels, against 5e-7): a speed choice, as TF32 on a GPU."""
     global TILING, ENABLED
     if m not in (0, 2, 4) or isinstance(m, bool):
         raise ValueError(f"winograd tile: expected 0, 2 or 4, got {m!r}")
@@ -183,8 +183,8 @@ def applies(x, kernel, stride, pads, dilation, groups, out_channels):
     """True when a convolution of x into ``out_channels`` channels with a ``kernel``-sized
     filter can go this way: 3x3, stride 1, no dilation, one group, padding at most 2 on
     each side, at least ``TILING.min_channels`` input and output channels, a float32/64 x
-    on the CPU. The rule is symmetric in the two channel counts, so a layer's forward and its
-    input gradient (the transposed convolution, channels swapped) go the same way."""
+    on the CPU. The rule is symmetric in the two channel counts, so a layer's forward and
+    its input gradient (the transposed convolution, channels swapped) go the same way."""
     check_environment()
     least = TILING.min_channels if MIN_CHANNELS is None else MIN_CHANNELS
     return (ENABLED and tuple(kernel) == (3, 3) and tuple(stride) == (1, 1)
