@@ -264,3 +264,21 @@ def test_winograd_gives_the_same_bits_on_any_thread_count(threads, m, monkeypatc
     for other in results[1:]:
         for a, e in zip(other, results[0]):
             np.testing.assert_array_equal(a, e)
+
+
+@pytest.mark.parametrize('count', [0, 1, 5, 11, 24])
+def test_sum_by_groups_gives_the_same_bits_on_any_thread_count(threads, count):
+    """Fixed runs of terms, each summed by one thread: no run is shared by two threads."""
+    from minidl.kernels import cpu
+    rng = np.random.default_rng(count)
+    terms = rng.standard_normal((count, 50, 7)).astype(np.float32) * 10 ** rng.uniform(
+        -3, 3, (count, 1, 1)).astype(np.float32)
+    results = []
+    for n in (1, 2, 3, 5):
+        threads(n)
+        results.append(cpu.sum_by_groups(lambda i: terms[i].copy(), count, (50, 7),
+                                         np.float32, groups=8, items=10 ** 6))
+    np.testing.assert_allclose(results[0], terms.astype(np.float64).sum(axis=0),
+                               rtol=1e-4, atol=1e-3)
+    for other in results[1:]:
+        np.testing.assert_array_equal(other, results[0])

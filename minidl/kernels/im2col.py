@@ -213,19 +213,12 @@ def conv_nhwc_grad_weight(x, gy_rows, kernel, stride, pads, dilation, out_hw):
             gw += im2col_nhwc(x[a:b], kernel, stride, pads, dilation).T @ gy_rows[a * p:b * p]
         return gw.T
     blocks = cpu.blocks(n, p * k * x.itemsize, GRAD_WEIGHT_BLOCK_BYTES)
-    count = max(1, min(SUM_GROUPS, len(blocks)))
-    groups = [blocks[len(blocks) * g // count:len(blocks) * (g + 1) // count]
-              for g in range(count)]
-    partial = np.zeros((count, k, gy_rows.shape[1]), x.dtype)
 
-    def part(first, last):  # groups first..last-1
-        for g in range(first, last):
-            for a, b in groups[g]:
-                partial[g] += (im2col_nhwc(x[a:b], kernel, stride, pads, dilation).T
-                               @ gy_rows[a * p:b * p])
-    with cpu.single_threaded_blas():  # (also on one thread: OpenBLAS on 2 cores rounds
-        cpu.parallel_for(part, count, items=n * p * k)  # these sums differently)
-    return partial.sum(axis=0).T
+    def term(i):  # (also on one thread, OpenBLAS on one core: on 2 cores it rounds
+        a, b = blocks[i]  # these sums differently)
+        return im2col_nhwc(x[a:b], kernel, stride, pads, dilation).T @ gy_rows[a * p:b * p]
+    return cpu.sum_by_groups(term, len(blocks), (k, gy_rows.shape[1]), x.dtype, SUM_GROUPS,
+                             items=n * p * k).T
 
 
 def rows(y):

@@ -227,8 +227,8 @@ def input_tiles(x, pads, tiling=None):
     with P = TH * TW * N in the order (th, tw, n). The bottom/right border is padded
     further with zeros when the output size is not a multiple of m (the last tile's extra
     rows are cropped). B^T d B is B^T applied to the tile's rows, then to its columns:
-    small GEMMs (a x a) @ (a x N*C) on contiguous runs of N*C numbers, the N*C columns
-    shared among the CPU threads (inside a ``conv2d`` chunk: all on its thread)."""
+    small GEMMs (a x a) @ (a x N*C) on contiguous runs of N*C numbers, on the calling
+    thread (a chunk of ``conv2d`` or ``grad_weight``)."""
     t = tiling or TILING
     n, c, h, w = x.shape
     m, a = t.m, t.a
@@ -238,15 +238,12 @@ def input_tiles(x, pads, tiling=None):
     rows = np.empty((th, a, xt.shape[1], n * c), x.dtype)   # B^T d, per tile row
     v = np.empty((a, a, th, tw, n * c), x.dtype)
 
-    def part(lo, hi):  # columns lo..hi-1 of every (.., N*C) matrix
-        for i in range(th):
-            for j in range(xt.shape[1]):
-                np.matmul(bt, xt[m * i:m * i + a, j, lo:hi], out=rows[i, :, j, lo:hi])
-            for k in range(a):
-                for j in range(tw):
-                    np.matmul(bt, rows[i, k, m * j:m * j + a, lo:hi], out=v[k, :, i, j, lo:hi])
-    with cpu.single_threaded_blas():
-        cpu.parallel_for(part, n * c, v.size * 2)
+    for i in range(th):
+        for j in range(xt.shape[1]):
+            np.matmul(bt, xt[m * i:m * i + a, j], out=rows[i, :, j])
+        for k in range(a):
+            for j in range(tw):
+                np.matmul(bt, rows[i, k, m * j:m * j + a], out=v[k, :, i, j])
     return v.reshape(a * a, th * tw * n, c)
 
 
@@ -363,7 +360,7 @@ def tile_bytes(x, pads, tiling=None):
     return t.a * t.a * th * tw * x.shape[0] * x.shape[1] * x.dtype.itemsize
 
 
-SUM_GROUPS = 8  # dL/dw is summed in this many fixed groups of chunks (kernels/im2col.py)
+SUM_GROUPS = 8  # dL/dw is summed in this many fixed runs of chunks (cpu.sum_by_groups)
 
 
 def grad_weight(x, gy, pads, v=None, tiling=None, finite=False):
@@ -377,19 +374,17 @@ def grad_weight(x, gy, pads, v=None, tiling=None, finite=False):
     k = gy.shape[1]
     _, tiles = _tiles(h, width, pads, t.m)
     chunks = v.chunks if v is not None else _chunks(x, pads, max(c, k), t)
-    count = max(1, min(SUM_GROUPS, len(chunks)))
-    group = [g * count // len(chunks) for g in range(len(chunks))]  # chunk -> its group
-    partial = np.zeros((count, t.a * t.a, k, c), gy.dtype)
     aat = t.AA.T.astype(gy.dtype)
 
-    def chunk(i):
+    def term(i):  # chunk i's (a^2, K, C) share of the sum (inf, NaN: checked below)
         a, b = chunks[i]
-        vi = v.arrays[i] if v is not None else input_tiles(x[a:b], pads, t)
-        gm = aat @ _gather(gy[a:b], tiles, t.m).reshape(t.m * t.m, -1)   # (a^2, P * K)
-        partial[group[i]] += gm.reshape(t.a * t.a, -1, k).transpose(0, 2, 1) @ vi
-    _each_chunk(chunk, chunks, gy.size * t.a * t.a)
+        with np.errstate(invalid='ignore', over='ignore'):
+            vi = v.arrays[i] if v is not None else input_tiles(x[a:b], pads, t)
+            gm = aat @ _gather(gy[a:b], tiles, t.m).reshape(t.m * t.m, -1)  # (a^2, P * K)
+            return gm.reshape(t.a * t.a, -1, k).transpose(0, 2, 1) @ vi
+    gu = cpu.sum_by_groups(term, len(chunks), (t.a * t.a, k, c), gy.dtype, SUM_GROUPS,
+                           items=gy.size * t.a * t.a)
     with np.errstate(invalid='ignore', over='ignore'):
-        gu = partial.sum(axis=0)                                       # (a^2, K, C)
         gw = t.GG.T.astype(gy.dtype) @ gu.reshape(t.a * t.a, -1)       # (9, K * C)
     if finite and not np.isfinite(gw).all():
         return None
