@@ -151,13 +151,16 @@ def sum_by_groups(term, count, shape, dtype, groups=8, items=None):
     ``groups`` fixed runs, each summed in order by one thread, then the runs' sums are
     added in order, so the result has the same bits on any thread count (the weight
     gradients of ``im2col.conv_nhwc_grad_weight`` and ``winograd.grad_weight``)."""
-    runs = max(1, min(groups, count))
+    if count == 0:
+        return np.zeros(shape, dtype)
+    runs = min(groups, count)
     bounds = [count * g // runs for g in range(runs + 1)]
-    partial = np.zeros((runs, *shape), dtype)
+    partial = np.empty((runs, *shape), dtype)
 
     def part(first, last):  # runs first..last-1, whole runs only
         for g in range(first, last):
-            for i in range(bounds[g], bounds[g + 1]):
+            partial[g] = term(bounds[g])
+            for i in range(bounds[g] + 1, bounds[g + 1]):
                 partial[g] += term(i)
     with single_threaded_blas():
         parallel_for(part, runs, items=items)

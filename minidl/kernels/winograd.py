@@ -247,14 +247,21 @@ def input_tiles(x, pads, tiling=None):
     return v.reshape(a * a, th * tw * n, c)
 
 
-def filter_tiles(w, tiling=None):
+def filter_tiles(w, tiling=None, flip=False):
     """U^T (a^2, C, K): U = G g G^T of every 3x3 filter g of w (K, C, 3, 3), transposed for
-    the GEMMs V[xi] @ U[xi]^T."""
+    the GEMMs V[xi] @ U[xi]^T. ``flip``: the same for the filters of the transposed
+    convolution (``grad_input``), w[k, c] turned by 180 degrees with k and c swapped: g
+    read backwards is the columns of G G^T (a^2 x 9) read backwards, and the swap makes the
+    result (a^2, K, C) without a transposing copy. One GEMM with w's (K*C, 9) rows either
+    way (the forward's after one copy of w into (C, K) order)."""
     t = tiling or TILING
     k, c = w.shape[:2]
+    gg = t.GG.astype(w.dtype)
     with np.errstate(invalid='ignore', over='ignore'):  # (an inf w: conv2d's finite check)
-        u = (t.GG.astype(w.dtype) @ w.reshape(k * c, 9).T).reshape(t.a * t.a, k, c)
-    return np.ascontiguousarray(u.transpose(0, 2, 1))
+        if flip:
+            return (gg[:, ::-1] @ w.reshape(k * c, 9).T).reshape(t.a * t.a, k, c)
+        wt = np.ascontiguousarray(w.transpose(1, 0, 2, 3)).reshape(c * k, 9)
+        return (gg @ wt.T).reshape(t.a * t.a, c, k)
 
 
 def _scatter(ym, y, m):
@@ -322,19 +329,21 @@ def _each_chunk(fn, chunks, items):
         cpu.parallel_for(part, len(chunks), items=items)
 
 
-def conv2d(x, w, pads, keep_tiles=True, tiling=None, finite=False):
+def conv2d(x, w, pads, keep_tiles=True, tiling=None, finite=False, u=None):
     """y = conv2d(x, w) with pads = (top, bottom, left, right), in x's memory layout, and V
     (a ``KeptTiles``, to keep for dL/dw; None without ``keep_tiles``). The images go
     through in chunks (``CHUNK_BYTES``), each chunk's V, M and output tiles made and used
     on one thread while they sit in its cache. ``finite``: (None, None) instead when y
     holds an inf or a NaN (each chunk's sum is checked while it is in the cache; a
-    finite y whose sum overflows counts as not finite too)."""
+    finite y whose sum overflows counts as not finite too). ``u``: w's ``filter_tiles``
+    when the caller has them (then w is only read for its shape)."""
     t = tiling or TILING
     n, c, h, width = x.shape
     k = w.shape[0]
     out_hw, tiles = _tiles(h, width, pads, t.m)
     y = layout.empty((n, k, *out_hw), x.dtype, channels_last=layout.is_channels_last(x))
-    u, aa = filter_tiles(w, t), t.AA.astype(x.dtype)
+    u = filter_tiles(w, t) if u is None else u
+    aa = t.AA.astype(x.dtype)
     chunks = _chunks(x, pads, max(c, k), t)
     kept, ok = [None] * len(chunks), [True] * len(chunks)
 
@@ -365,8 +374,10 @@ SUM_GROUPS = 8  # dL/dw is summed in this many fixed runs of chunks (cpu.sum_by_
 
 def grad_weight(x, gy, pads, v=None, tiling=None, finite=False):
     """dL/dw (K, C, 3, 3) = G^T [sum over tiles (A gY A^T) * V] G; ``v``: the forward's
-    ``KeptTiles`` (which also fix the tiling and the chunks), else V is made again. The
-    chunks' sums are added in SUM_GROUPS fixed groups, each in order, then the groups in
+    ``KeptTiles`` (which also fix the tiling and the chunks), else V is made again. G^T . G
+    is linear, so each chunk's share goes through it before the sum: 9 numbers per filter
+    to add instead of a^2 (36 for F(4x4)), which the sum's memory traffic is made of. The
+    chunks' shares are added in SUM_GROUPS fixed groups, each in order, then the groups in
     order: the same bits on any number of threads. ``finite``: None instead of a result
     with an inf or a NaN."""
     t = v.tiling if v is not None else (tiling or TILING)
@@ -374,18 +385,17 @@ def grad_weight(x, gy, pads, v=None, tiling=None, finite=False):
     k = gy.shape[1]
     _, tiles = _tiles(h, width, pads, t.m)
     chunks = v.chunks if v is not None else _chunks(x, pads, max(c, k), t)
-    aat = t.AA.T.astype(gy.dtype)
+    aat, ggt = t.AA.T.astype(gy.dtype), t.GG.T.astype(gy.dtype)
 
-    def term(i):  # chunk i's (a^2, K, C) share of the sum (inf, NaN: checked below)
+    def term(i):  # chunk i's (9, K * C) share of the sum (inf, NaN: checked below)
         a, b = chunks[i]
         with np.errstate(invalid='ignore', over='ignore'):
             vi = v.arrays[i] if v is not None else input_tiles(x[a:b], pads, t)
             gm = aat @ _gather(gy[a:b], tiles, t.m).reshape(t.m * t.m, -1)  # (a^2, P * K)
-            return gm.reshape(t.a * t.a, -1, k).transpose(0, 2, 1) @ vi
-    gu = cpu.sum_by_groups(term, len(chunks), (t.a * t.a, k, c), gy.dtype, SUM_GROUPS,
+            gu = gm.reshape(t.a * t.a, -1, k).transpose(0, 2, 1) @ vi        # (a^2, K, C)
+            return ggt @ gu.reshape(t.a * t.a, -1)
+    gw = cpu.sum_by_groups(term, len(chunks), (9, k * c), gy.dtype, SUM_GROUPS,
                            items=gy.size * t.a * t.a)
-    with np.errstate(invalid='ignore', over='ignore'):
-        gw = t.GG.T.astype(gy.dtype) @ gu.reshape(t.a * t.a, -1)       # (9, K * C)
     if finite and not np.isfinite(gw).all():
         return None
     return np.ascontiguousarray(gw.T).reshape(k, c, 3, 3)
@@ -394,6 +404,7 @@ def grad_weight(x, gy, pads, v=None, tiling=None, finite=False):
 def grad_input(gy, w, pads, tiling=None, finite=False):
     """dL/dx: the "full" convolution of gy with w flipped in space and transposed in
     channels, padded by 2 - pads (so the output has x's size); ``finite`` as ``conv2d``."""
-    flipped = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
-    return conv2d(gy, flipped, tuple(2 - p for p in pads), keep_tiles=False,
-                  tiling=tiling, finite=finite)[0]
+    t = tiling or TILING
+    flipped = w.transpose(1, 0, 2, 3)  # (its shape: the flip is in the tiles)
+    return conv2d(gy, flipped, tuple(2 - p for p in pads), keep_tiles=False, tiling=t,
+                  finite=finite, u=filter_tiles(w, t, flip=True))[0]
