@@ -261,6 +261,70 @@ def test_only_the_requested_gradients_are_computed(monkeypatch):
     assert x.grad is not None and w.grad is None
 
 
+# ----------------------------------------------------------------------------- chunks
+# On the CPU an NCHW batch goes through its three GEMMs a chunk of images at a time
+# (kernels/im2col.py): the numbers must be those of the batch as one GEMM, for every
+# geometry, and the weight gradient's sum the same bits on any thread count.
+CHUNKED = {  # x (N, C, H, W), weight, options: images big enough for chunks of one image
+    'plain': ((9, 2, 12, 11), (3, 2, 3, 3), {}),
+    'stride_2_1_padding': ((9, 2, 13, 12), (4, 2, 3, 2), dict(stride=(2, 1), padding=(1, 2))),
+    'dilation': ((9, 2, 12, 12), (3, 2, 2, 3), dict(dilation=(2, 1), padding=1)),
+    'groups': ((9, 4, 11, 12), (6, 2, 3, 3), dict(groups=2, padding=1)),
+    'same_even_kernel': ((9, 3, 10, 11), (2, 3, 2, 4), dict(padding='same')),
+    'kernel_1x1': ((9, 3, 8, 8), (5, 3, 1, 1), {}),
+}
+
+
+def _conv_and_grads(x_shape, w_shape, options, seed=0):
+    x, w, b = rand(*x_shape, seed=seed), rand(*w_shape, seed=seed + 1), \
+        rand(w_shape[0], seed=seed + 2)
+    y = conv2d(x, w, b, **options)
+    y.backward(rand(*y.shape, seed=seed + 3, requires_grad=False))
+    return y.numpy(), x.grad.numpy(), w.grad.numpy(), b.grad.numpy()
+
+
+@pytest.mark.parametrize('name', sorted(CHUNKED))
+def test_a_batch_in_chunks_gives_the_numbers_of_one_gemm(name, monkeypatch):
+    x_shape, w_shape, options = CHUNKED[name]
+    monkeypatch.setattr(winograd, 'ENABLED', False)
+    whole = _conv_and_grads(x_shape, w_shape, options)
+    monkeypatch.setattr(im2col, 'CHUNK_BYTES_NCHW', 1)  # one image per chunk
+    geo = conv2d(rand(*x_shape), rand(*w_shape), **options).grad_fn.geo
+    out_hw = conv._out_hw(x_shape, w_shape[2:], geo)
+    assert len(conv._chunks(x_shape, w_shape[2:], w_shape[0], out_hw, np.dtype(np.float64),
+                            np)) == x_shape[0]
+    for a, b in zip(whole, _conv_and_grads(x_shape, w_shape, options)):
+        np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize('threads', [1, 2, 3])
+def test_the_chunked_weight_gradient_has_the_same_bits_on_any_thread_count(threads,
+                                                                           monkeypatch):
+    monkeypatch.setattr(winograd, 'ENABLED', False)
+    monkeypatch.setattr(im2col, 'CHUNK_BYTES_NCHW', 1)
+    x_shape, w_shape, options = CHUNKED['groups']
+    before = minidl.get_num_threads()
+    try:
+        minidl.set_num_threads(1)
+        one = _conv_and_grads(x_shape, w_shape, options)[2]
+        minidl.set_num_threads(threads)
+        np.testing.assert_array_equal(_conv_and_grads(x_shape, w_shape, options)[2], one)
+    finally:
+        minidl.set_num_threads(before)
+
+
+def test_which_batches_go_in_chunks():
+    f32 = np.dtype(np.float32)
+    # AlexNet-CIFAR at batch 128: conv1 (3 -> 64 at 32x32) in chunks of 16 images,
+    first = conv._chunks((128, 3, 32, 32), (3, 3), 64, (32, 32), f32, np)
+    assert len(first) == 8 and {b - a for a, b in first} == {16}
+    # conv4 (384 -> 256 at 7x7): products of 16 * 49 columns would be shorter than their
+    # 3456 rows, so one GEMM; so is a batch that fits in one chunk, and any GPU batch
+    assert conv._chunks((128, 384, 7, 7), (3, 3), 256, (7, 7), f32, np) == [(0, 128)]
+    assert conv._chunks((4, 3, 32, 32), (3, 3), 64, (32, 32), f32, np) == [(0, 4)]
+    assert im2col.image_chunks(128, 1024, 64, 4, xp=object()) == [(0, 128)]
+
+
 # ----------------------------------------------------------------------------- bad input
 @pytest.mark.parametrize('x_shape, w_shape, b_shape, options, expected', [
     ((5, 5), (4, 3, 3, 3), None, {}, ['3-D (C, H, W) or 4-D', '(5, 5)']),

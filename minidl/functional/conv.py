@@ -70,10 +70,10 @@ def _im2col(x, kernel, geo):
     return col.reshape(geo.groups, col.shape[0] // geo.groups, -1)
 
 
-def _col2im(gcol, x_shape, kernel, out_hw, geo):
+def _col2im(gcol, x_shape, kernel, out_hw, geo, out=None):
     """Adjoint of _im2col: gcol (G, C/G*KH*KW, N*OH*OW) summed back into (N, C, H, W)."""
     return K.col2im(gcol.reshape(-1, gcol.shape[-1]), x_shape, kernel, geo.stride,
-                    geo.pads, geo.dilation, out_hw)
+                    geo.pads, geo.dilation, out_hw, out)
 
 
 def _weight_matrix(w, groups):
@@ -88,10 +88,23 @@ def _to_matrix(y, groups):
     return ascontiguousarray(y).reshape(groups, oc // groups, n * oh * ow)
 
 
-def _from_matrix(y, n, out_hw):
-    """Y (G, OC/G, N*OH*OW) as y (N, OC, OH, OW), contiguous."""
+def _from_matrix(y, n, out_hw, out, bias=None):
+    """out (N, OC, OH, OW) = Y (G, OC/G, N*OH*OW) in that layout (+ bias (OC,), added
+    into Y)."""
     g, m, _ = y.shape
-    return ascontiguousarray(y.reshape(g * m, n, *out_hw).transpose(1, 0, 2, 3))
+    if bias is not None:  # (on Y's rows: one contiguous run per channel)
+        y.reshape(g * m, -1)[...] += bias.reshape(-1, 1)
+    out[...] = y.reshape(g * m, n, *out_hw).transpose(1, 0, 2, 3)
+
+
+def _chunks(x_shape, kernel, out_channels, out_hw, dtype, xp):
+    """The chunks of images (start, stop) that the GEMMs of an NCHW convolution of x
+    (``x_shape``) into ``out_channels`` go through, a chunk at a time on the CPU, sized by
+    the larger of col and Y per image (``kernels.im2col.image_chunks``); the same for its
+    forward and both gradients."""
+    return K.image_chunks(x_shape[0], out_hw[0] * out_hw[1],
+                          max(x_shape[1] * kernel[0] * kernel[1], out_channels),
+                          dtype.itemsize, xp)
 
 
 def _weight_rows(w):
@@ -138,12 +151,13 @@ class Conv2d(Function):
 
     Backward: dL/dx = Conv2dGradInput(gy, W),  dL/dW = Conv2dGradWeight(x, gy),
     dL/db = gy summed over (N, OH, OW). Kept for backward: the inputs x and W
-    (``self.inputs``) and, when W will need a gradient (``keep_col``), the col matrix
+    (``self.inputs``) and, when W will need a gradient (``keep_col``) and the batch went
+    through in one chunk (a GPU, or a small CPU batch: ``_chunks``), the col matrix
     (C*KH*KW x N*OH*OW numbers, KH*KW times x's size for stride 1) if it is at most
     ``kernels.im2col.KEEP_COL_MAX_BYTES``: dL/dW reuses it instead of copying the windows
-    again, and releases it once used. A channels-last convolution keeps no col: it builds
-    col a few images at a time, in the cache, for each of its three GEMMs
-    (``kernels.im2col.conv_nhwc``).
+    again, and releases it once used. A CPU batch of several chunks keeps no col, nor
+    does a channels-last convolution: they build col a few images at a time, in the
+    cache, for each of their three GEMMs (``kernels.im2col``).
     """
 
     def __init__(self, geo, keep_col=False):
@@ -157,32 +171,47 @@ class Conv2d(Function):
             y, col = winograd.conv2d(x, w, self.geo.pads, keep_tiles=keep, tiling=self.tiling,
                                      finite=True)
             self.tiling = self.tiling if y is not None else None  # (None: inf or NaN)
+            if y is not None and b is not None:
+                y += b.reshape(1, -1, 1, 1)
         if y is None:
-            y, col = self._by_im2col(x, w)
-        if b is not None:
-            y += b.reshape(1, -1, 1, 1)
+            y, col = self._by_im2col(x, w, b)
         if self.keep_col and col is not None:
             self.col = K.keep_col(col)
         return y
 
-    def _by_im2col(self, x, w):
-        """(y, col) by im2col: Y = Wm @ col, or for a channels-last x the same GEMM
-        transposed, Y^T = col^T @ Wm^T, with col built in blocks (then col is None)."""
-        out_hw = _out_hw(x.shape, w.shape[2:], self.geo)
+    def _by_im2col(self, x, w, b=None):
+        """(y, col) by im2col: Y = Wm @ col + b, a chunk of images at a time (``_chunks``;
+        col: the batch's, when it was one chunk, else None), or for a channels-last x the
+        same GEMM transposed, Y^T = col^T @ Wm^T, with col built in blocks (col None)."""
+        out_hw, kernel = _out_hw(x.shape, w.shape[2:], self.geo), w.shape[2:]
         if self.geo.channels_last:
-            y = K.conv_nhwc(x, _weight_rows(w), w.shape[2:], self.geo.stride, self.geo.pads,
-                            self.geo.dilation, out_hw)
-            return K.from_rows(y, x.shape[0], out_hw), None
-        col = _im2col(x, w.shape[2:], self.geo)
-        return _from_matrix(_weight_matrix(w, self.geo.groups) @ col, x.shape[0], out_hw), col
+            y = K.from_rows(K.conv_nhwc(x, _weight_rows(w), kernel, self.geo.stride,
+                                        self.geo.pads, self.geo.dilation, out_hw),
+                            x.shape[0], out_hw)
+            if b is not None:
+                y += b.reshape(1, -1, 1, 1)
+            return y, None
+        xp, wm = get_array_module(x), _weight_matrix(w, self.geo.groups)
+        y = xp.empty((x.shape[0], w.shape[0], *out_hw), x.dtype)
+        chunks, cols = _chunks(x.shape, kernel, w.shape[0], out_hw, x.dtype, xp), []
+
+        def chunk(a, e):  # images a..e-1
+            col = _im2col(x[a:e], kernel, self.geo)
+            _from_matrix(wm @ col, e - a, out_hw, y[a:e], b)
+            cols.append(col if len(chunks) == 1 else None)
+        K.for_each_chunk(chunk, chunks, y.size)
+        return y, cols[0]
 
     def backward(self, gy):
         x, w = self.inputs[:2]
         need = self.needs_input_grad
         col, self.col = self.col, None
-        # both gradients read gy in the GEMM layout gY: transposed once, shared
+        # both gradients read gy in the GEMM layout gY: transposed once, shared (unless
+        # they go through it a chunk at a time)
         gY = _gemm_layout(gy.data, self.geo) if need[0] and need[1] and not \
-            self.tiling else None
+            self.tiling and (self.geo.channels_last or len(_chunks(
+                x.shape, w.shape[2:], w.shape[0], gy.shape[2:], x.dtype,
+                get_array_module(x.data))) == 1) else None
         gx = Conv2dGradInput(self.geo, x.shape, gY, self.tiling)(gy, w) if need[0] else None
         gw = Conv2dGradWeight(self.geo, w.shape[2:], col, gY, self.tiling)(x, gy) \
             if need[1] else None
@@ -217,14 +246,21 @@ class Conv2dGradInput(Function):
             gx = winograd.grad_input(gy, w, self.geo.pads, tiling, finite=True)
             if gx is not None:  # (None: inf or NaN in it, computed again below)
                 return gx
-        if gY is None:
-            gY = _gemm_layout(gy, self.geo)
         if self.geo.channels_last:  # dL/dcol^T = gY^T @ Wm, rows of NHWC
+            gY = _gemm_layout(gy, self.geo) if gY is None else gY
             return K.conv_nhwc_grad_input(gY, _weight_rows(w), self.x_shape, w.shape[2:],
                                           self.geo.stride, self.geo.pads,
                                           self.geo.dilation, gy.shape[2:])
-        gcol = _weight_matrix(w, self.geo.groups).transpose(0, 2, 1) @ gY
-        return _col2im(gcol, self.x_shape, w.shape[2:], gy.shape[2:], self.geo)
+        xp, wmt = get_array_module(gy), _weight_matrix(w, self.geo.groups).transpose(0, 2, 1)
+        gx = xp.empty(self.x_shape, gy.dtype)
+
+        def chunk(a, e):  # images a..e-1: dL/dcol = Wm^T @ gY, summed back into gx
+            gYc = gY if gY is not None else _to_matrix(gy[a:e], self.geo.groups)
+            _col2im(wmt @ gYc, (e - a, *self.x_shape[1:]), w.shape[2:], gy.shape[2:],
+                    self.geo, out=gx[a:e])
+        K.for_each_chunk(chunk, _chunks(self.x_shape, w.shape[2:], w.shape[0], gy.shape[2:],
+                                        gy.dtype, xp), gx.size)
+        return gx
 
     def backward(self, ggx):
         gy, w = self.inputs
@@ -260,19 +296,26 @@ class Conv2dGradWeight(Function):
             if gw is not None:  # (None: inf or NaN in it, computed again below)
                 return gw
             col = None  # (Winograd's V: not the im2col matrix)
-        if gY is None:
-            gY = _gemm_layout(gy, self.geo)
         if self.geo.channels_last:  # dL/dWm = gY @ col from the NHWC rows
+            gY = _gemm_layout(gy, self.geo) if gY is None else gY
             gw = K.conv_nhwc_grad_weight(x, gY, self.kernel, self.geo.stride, self.geo.pads,
                                          self.geo.dilation, gy.shape[2:])  # (OC, KH*KW*C)
             return ascontiguousarray(gw.reshape(gy.shape[1], *self.kernel, x.shape[1])
                                      .transpose(0, 3, 1, 2))
-        if col is None:
-            col = _im2col(x, self.kernel, self.geo)
-        # (col @ gY^T)^T rather than gY @ col^T: the same numbers, but OpenBLAS is up to
-        # 9x faster on this orientation when N*OH*OW is long (benchmarks/RESULTS.md)
-        gw = (col @ gY.transpose(0, 2, 1)).transpose(0, 2, 1)
-        return gw.reshape(gy.shape[1], x.shape[1] // self.geo.groups, *self.kernel)
+        g = self.geo.groups
+
+        def term(a, e):  # images a..e-1: (col @ gY^T), (G, C/G*KH*KW, OC/G)
+            # (col @ gY^T)^T rather than gY @ col^T: the same numbers, but OpenBLAS is up
+            # to 9x faster on this orientation when N*OH*OW is long (benchmarks/RESULTS.md)
+            colc = col if col is not None else _im2col(x[a:e], self.kernel, self.geo)
+            gYc = gY if gY is not None else _to_matrix(gy[a:e], g)
+            return colc @ gYc.transpose(0, 2, 1)
+        chunks = _chunks(x.shape, self.kernel, gy.shape[1], gy.shape[2:], x.dtype,
+                         get_array_module(x))
+        k = x.shape[1] // g * self.kernel[0] * self.kernel[1]
+        gw = K.sum_over_chunks(term, chunks, (g, k, gy.shape[1] // g), x.dtype,
+                               items=x.size * self.kernel[0] * self.kernel[1])
+        return gw.transpose(0, 2, 1).reshape(gy.shape[1], x.shape[1] // g, *self.kernel)
 
     def backward(self, ggw):
         x, gy = self.inputs

@@ -145,6 +145,33 @@ def blocks(n, bytes_per_item, limit=None):
     return [(a, min(n, a + step)) for a in range(0, n, step)]
 
 
+def even_chunks(n, total_bytes, limit, multiple=8):
+    """(start, stop) chunks of range(n) (a batch of images, ``total_bytes`` of work arrays
+    in all) of at most about ``limit`` bytes each: one chunk if all fit, else a multiple of
+    ``multiple`` of them (n at most), of sizes that differ by one image at most, so that 1,
+    2, 4 or 8 threads get equal shares. They do not depend on the thread count, so neither
+    do sums over them (``sum_by_groups``)."""
+    count = -(-total_bytes // limit)
+    count = min(n, -(-count // multiple) * multiple) if count > 1 else 1
+    return [(n * i // count, n * (i + 1) // count) for i in range(count)]
+
+
+def each_chunk(fn, chunks, items=None):
+    """fn(i) for every chunk i of ``even_chunks``, shared among the CPU threads in
+    contiguous runs, each thread's matrix products on its own core (``single_threaded_blas``)
+    while its chunk sits in that core's cache. A single chunk runs here with BLAS's own
+    threads, on one big product."""
+    if len(chunks) == 1:
+        fn(0)
+        return
+
+    def part(first, last):
+        for i in range(first, last):
+            fn(i)
+    with single_threaded_blas():
+        parallel_for(part, len(chunks), items=items)
+
+
 def sum_by_groups(term, count, shape, dtype, groups=8, items=None):
     """sum of ``term(i)`` for i < count (arrays of ``shape``), on the CPU threads, each
     with single-threaded BLAS (``single_threaded_blas``): range(count) is cut into

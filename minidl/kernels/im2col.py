@@ -96,8 +96,9 @@ def im2col(x, kernel, stride, pads, dilation):
     return ascontiguousarray(view.transpose(1, 2, 3, 0, 4, 5)).reshape(x.shape[1] * kh * kw, -1)
 
 
-def col2im(col, x_shape, kernel, stride, pads, dilation, out_hw):
-    """Adjoint of ``im2col``: col (C*KH*KW, N*OH*OW) summed back into an (N, C, H, W) array.
+def col2im(col, x_shape, kernel, stride, pads, dilation, out_hw, out=None):
+    """Adjoint of ``im2col``: col (C*KH*KW, N*OH*OW) summed back into an (N, C, H, W) array
+    (``out`` if given).
 
     Each entry goes back to the pixel of xpad it was read from (overlaps add up); the
     padding border, which is not part of x, is then cropped away. The sum runs on the
@@ -108,7 +109,55 @@ def col2im(col, x_shape, kernel, stride, pads, dilation, out_hw):
     (kh, kw), (oh, ow), (top, bottom, left, right) = kernel, out_hw, pads
     cols = col.reshape(c, kh, kw, n, oh, ow).transpose(0, 3, 1, 2, 4, 5)  # (C, N, KH, KW, ..)
     gx = windows_sum(cols, (c, n, h + top + bottom, w + left + right), stride, dilation)
-    return ascontiguousarray(gx[:, :, top:top + h, left:left + w].transpose(1, 0, 2, 3))
+    gx = gx[:, :, top:top + h, left:left + w].transpose(1, 0, 2, 3)
+    if out is None:
+        return ascontiguousarray(gx)
+    copyto(out, gx)
+    return out
+
+
+# ----------------------------------------------------------------------------- NCHW, by chunks
+# functional/conv.py writes its three GEMMs for the whole batch (Y = Wm @ col and so on).
+# On the CPU they run a chunk of images at a time instead: each chunk's col, its product
+# and the transposing copies around it made and used on one core (single-threaded BLAS)
+# while they sit in its cache, the chunks shared among the threads (``cpu.each_chunk``).
+# The batch's col (9x the input for a 3x3 kernel: 66 MB for AlexNet-CIFAR's conv2 at batch
+# 128) then never goes out to memory, nor is it kept for backward: the weight gradient
+# builds each chunk's col again, and sums the chunks' products in fixed groups (the same
+# bits on any thread count). That pays while each chunk's products are long: at least
+# as many columns (the chunk's output pixels) as rows (C*KH*KW or OC); shorter ones, as
+# the 7x7 layers of AlexNet-CIFAR with 192-384 channels make at 8 MiB, spend more on the
+# chunks' (C*KH*KW, OC) weight-gradient terms and their sum than the cache saves (384 ->
+# 256: 98 -> 122 ms backward), so such a batch, a batch that fits in one chunk, and a GPU
+# batch, go through as one GEMM each, as before, on all BLAS threads. Measured on 2
+# cores, batch 128, forward / input gradient / weight gradient in ms (docs/performance.md):
+# 3 -> 64 at 32x32 7.9/10.1/13.3 -> 6.6/7.4/7.5, 64 -> 192 at 15x15 34.4/37.5/35.8 ->
+# 28.4/35.0/28.7 (1, 2, 4 MiB chunks: slower).
+CHUNK_BYTES_NCHW = 8 * 2 ** 20  # of col or Y (the larger), per chunk
+
+
+def image_chunks(n, pixels, rows, itemsize, xp=np):
+    """(start, stop) chunks of a batch of n images, each ``pixels`` output pixels and
+    ``rows`` (the larger of C*KH*KW and OC) numbers per pixel (``cpu.even_chunks``); all in
+    one on a GPU or when the chunks' products would have fewer columns than rows."""
+    chunks = [(0, n)] if xp is not np else \
+        cpu.even_chunks(n, n * pixels * rows * itemsize, CHUNK_BYTES_NCHW)
+    a, b = chunks[0]
+    return chunks if (b - a) * pixels >= rows else [(0, n)]
+
+
+def for_each_chunk(fn, chunks, items=None):
+    """fn(start, stop) for every chunk, on the CPU threads (``cpu.each_chunk``)."""
+    cpu.each_chunk(lambda i: fn(*chunks[i]), chunks, items)
+
+
+def sum_over_chunks(term, chunks, shape, dtype, items=None):
+    """sum of term(start, stop) over the chunks, by ``cpu.sum_by_groups`` (one chunk: that
+    one term, on all BLAS threads)."""
+    if len(chunks) == 1:
+        return term(*chunks[0])
+    return cpu.sum_by_groups(lambda i: term(*chunks[i]), len(chunks), shape, dtype,
+                             SUM_GROUPS, items)
 
 
 # ----------------------------------------------------------------------------- channels last

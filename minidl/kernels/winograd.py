@@ -305,28 +305,20 @@ class KeptTiles:
 
 def _chunks(x, pads, channels, t):
     """(start, stop) chunks of x's images, each of at most about CHUNK_BYTES of V or M (a^2
-    numbers per tile, image and channel, ``channels`` the larger of C and K): a multiple
-    of CHUNK_MULTIPLE of them (as many as there are images at most), of sizes that differ
-    by one image at most, so that 1, 2, 4 or 8 threads get equal shares. They do not
-    depend on the thread count (nor do the sums over them)."""
-    n = x.shape[0]
+    numbers per tile, image and channel, ``channels`` the larger of C and K), as
+    ``cpu.even_chunks`` cuts them."""
     _, (th, tw) = _tiles(*x.shape[2:], pads, t.m)
-    total = n * t.a * t.a * th * tw * channels * x.dtype.itemsize
-    count = -(-total // CHUNK_BYTES)
-    count = min(n, -(-count // CHUNK_MULTIPLE) * CHUNK_MULTIPLE) if count > 1 else 1
-    return [(n * i // count, n * (i + 1) // count) for i in range(count)]
+    total = x.shape[0] * t.a * t.a * th * tw * channels * x.dtype.itemsize
+    return cpu.even_chunks(x.shape[0], total, CHUNK_BYTES, CHUNK_MULTIPLE)
 
 
 def _each_chunk(fn, chunks, items):
-    """fn(i) for every chunk i, the chunks shared among the CPU threads in contiguous runs,
-    each thread's matrix products on its own core (``cpu.single_threaded_blas``). An inf
-    or a NaN is no warning here: the callers look for them in the results."""
-    def part(first, last):
+    """fn(i) for every chunk i (``cpu.each_chunk``). An inf or a NaN is no warning here: the
+    callers look for them in the results."""
+    def quiet(i):
         with np.errstate(invalid='ignore', over='ignore'):
-            for i in range(first, last):
-                fn(i)
-    with cpu.single_threaded_blas():
-        cpu.parallel_for(part, len(chunks), items=items)
+            fn(i)
+    cpu.each_chunk(quiet, chunks, items)
 
 
 def conv2d(x, w, pads, keep_tiles=True, tiling=None, finite=False, u=None):
