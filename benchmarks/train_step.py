@@ -680,6 +680,15 @@ def main():
         notes.append(f"GPU TF32: torch {state}; minidl " + (
             state if hasattr(minidl.cuda, 'allow_tf32') else 'n/a (no minidl.cuda.allow_tf32)'))
 
+    wino = minidl.kernels.winograd  # the tiling each model's convolutions get: its own
+    tiles = {name: 0 if not wino.ENABLED else getattr(build_minidl(name), 'winograd', None)
+             or wino.TILING.m for name in dict.fromkeys(n for n, _, d in cases if d == 'cpu')}
+    if tiles:
+        notes.append("minidl's 3x3 convolutions on the CPU: " + ', '.join(
+            f"{n} {'im2col only' if m == 0 else f'F({m}x{m})'}"
+            for n, m in tiles.items()) + " (Winograd from 64 channels for F(4x4), 128 for "
+            "F(2x2): the models' own choice, else the default; MINIDL_WINOGRAD="
+            f"{os.environ.get('MINIDL_WINOGRAD', '') or 'unset'})")
     notes.append(f"CPU settings: minidl's own ({minidl.cpu.describe()}); PyTorch and DeZero "
                  + ("as shipped (MINIDL_MALLOC=system, OPENBLAS_THREAD_TIMEOUT empty: their "
                     "defaults)" if args.peers == 'as-shipped' else "with minidl's settings")

@@ -21,7 +21,9 @@ LRN: size 5, alpha 1e-4, beta 0.75, k 2 (paper section 3.3). Parameters: 62,378,
 import math
 import numbers
 
+import minidl
 import minidl.nn as nn
+from minidl.kernels.winograd import check_tile
 
 
 def paper_init_(model, biases_one):
@@ -77,11 +79,18 @@ class AlexNetCIFAR(nn.Module):
 
     32 -conv1 64-> 32 -pool 3/2-> 15 -conv2 192-> 15 -pool-> 7 -conv3..5 (384, 256, 256)->
     7 -pool-> 3: 256*3*3 = 2304 features -> FC 1024 -> FC 1024 -> classes.
+
+    ``winograd=4`` (default): conv2..5 go through Winograd's F(4x4, 3x3)
+    (``minidl.winograd_tile``), a training step 1.2x faster than with F(2x2) on 2 cores, for
+    logits about 2x further from float64 than PyTorch's float32 ones (1.4e-6 of the largest
+    against 7.7e-7; docs/performance.md); ``winograd=2`` keeps F(2x2) (conv3..5), as
+    precise as im2col, ``winograd=0`` im2col only.
     """
 
     def __init__(self, num_classes=10, lrn=True, dropout=0.5, width=1.0, in_channels=3,
-                 init='he'):
+                 init='he', winograd=4):
         super().__init__()
+        self.winograd = check_tile('AlexNetCIFAR', winograd)
         if isinstance(width, bool) or not isinstance(width, numbers.Real) or \
                 not (math.isfinite(width) and width > 0):
             raise ValueError(f"AlexNetCIFAR: width must be a positive number, got {width!r}")
@@ -101,7 +110,11 @@ class AlexNetCIFAR(nn.Module):
             he_init_(self)
 
     def forward(self, x):
-        return self.classifier(self.features(x).flatten())
+        with minidl.winograd_tile(self.winograd):  # (backward takes the same road)
+            return self.classifier(self.features(x).flatten())
+
+    def extra_repr(self):
+        return f"winograd={self.winograd}"
 
 
 class AlexNetCIFAR2Class(nn.Module):

@@ -35,6 +35,7 @@ trains, and trains only its bias, for the first epochs.
 import minidl
 import minidl.nn as nn
 from minidl import Tensor
+from minidl.kernels.winograd import check_tile
 from minidl.utils import check_int
 
 
@@ -90,9 +91,7 @@ class FastCIFAR(nn.Module):
         self.head = nn.Linear(channels, num_classes, bias=False)
         self.scale = float(scale)
         self.channels_last = bool(channels_last)
-        if winograd not in (0, 2, 4) or isinstance(winograd, bool):
-            raise ValueError(f"FastCIFAR: winograd must be 0, 2 or 4, got {winograd!r}")
-        self.winograd = winograd
+        self.winograd = check_tile('FastCIFAR', winograd)
 
     def forward(self, x):
         if self.channels_last:  # NHWC memory from here on: the convolutions' fast layout

@@ -228,7 +228,8 @@ def test_a_tile_block_chooses_the_road_of_forward_and_backward_wherever_backward
 
 @pytest.mark.parametrize('m', [1, 3, 8, True, '4'])
 def test_a_tile_block_refuses_other_tiles(m):
-    with pytest.raises(ValueError, match='winograd tile: expected 0, 2 or 4'):
+    with pytest.raises(ValueError,
+                       match=r'winograd tile: winograd must be 0 \(im2col\), 2 or 4'):
         with minidl.winograd_tile(m):
             pass
 

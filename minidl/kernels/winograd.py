@@ -150,6 +150,14 @@ def check_environment():
         raise ValueError(_SETTING_ERROR)
 
 
+def check_tile(owner, m):
+    """m if it names a tiling for ``tile`` (0, 2 or 4), else a ValueError naming ``owner``."""
+    if m not in (0, 2, 4) or isinstance(m, bool):
+        raise ValueError(f"{owner}: winograd must be 0 (im2col), 2 or 4 (F(m x m, 3x3)), "
+                         f"got {m!r}")
+    return m
+
+
 @contextlib.contextmanager
 def tile(m):
     """Inside ``with tile(m)``, the convolutions that take the Winograd road use F(m x m,
@@ -160,8 +168,7 @@ def tile(m):
     touch fewer numbers, but its float32 rounding error is 5-10x im2col's (4e-6 of the
     largest output at 256 channels, against 5e-7): a speed choice, as TF32 on a GPU."""
     global TILING, ENABLED
-    if m not in (0, 2, 4) or isinstance(m, bool):
-        raise ValueError(f"winograd tile: expected 0, 2 or 4, got {m!r}")
+    check_tile('winograd tile', m)
     before = TILING, ENABLED
     ENABLED = ENABLED and m != 0
     TILING = TILINGS.get(m, TILING)
