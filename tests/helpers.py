@@ -101,3 +101,28 @@ def check_torch_parity(our_fn, torch_fn, inputs, rtol=PARITY_RTOL, seed=1):
             assert x.grad.device == device, f"gradient on {x.grad.device}, input on {device}"
             assert x.grad.dtype == x.dtype, f"gradient {x.grad.dtype}, input {x.dtype}"
             assert_parity(x.grad, tx.grad, rtol)
+
+
+def winograd_tilings_and_gradients(make_model, monkeypatch, shape=(2, 3, 32, 32)):
+    """{tile: (the m of every Winograd convolution run, [x.grad] + the trainable
+    parameters' gradients)} for one backward of model(x).sum(), x float32 random, the
+    model ``make_model(tile)`` built from seed 0, for tile 4, 2 and 0 (im2col). Checks that
+    the Winograd tiles' gradients agree with im2col's up to float32 Winograd rounding."""
+    from minidl.kernels import winograd
+    used = []
+    monkeypatch.setattr(winograd, 'conv2d', lambda *a, f=winograd.conv2d, **k:
+                        used.append(k['tiling'].m) or f(*a, **k))
+    x = np.random.default_rng(1).standard_normal(shape, np.float32)
+    results = {}
+    for tile in (4, 2, 0):
+        used.clear()
+        minidl.manual_seed(0)
+        model = make_model(tile)
+        X = minidl.tensor(x, requires_grad=True)
+        model(X).sum().backward()
+        results[tile] = (list(used), [X.grad.data] + [p.grad.data for p in model.parameters()
+                                                      if p.requires_grad])
+    for tile in (4, 2):
+        for a, e in zip(results[tile][1], results[0][1]):
+            np.testing.assert_allclose(a, e, rtol=2e-3, atol=2e-4 * np.abs(e).max())
+    return results

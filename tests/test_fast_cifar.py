@@ -16,6 +16,7 @@ from minidl.train import tta_logits
 from minidl.recipes import patches, whiten_init_
 from models.fast_cifar import FastCIFAR
 from test_cli import data, run  # noqa: F401  (the tiny-data fixture)
+from helpers import winograd_tilings_and_gradients
 
 try:
     import torch
@@ -74,27 +75,12 @@ def test_torch_twin_computes_the_same_logits(widths):
 
 
 def test_wide_convolutions_take_winograd_f4_by_default_and_the_model_can_choose(monkeypatch):
-    from minidl.kernels import winograd as W
-    used = []
-    monkeypatch.setattr(W, 'conv2d', lambda *a, f=W.conv2d, **k:
-                        used.append(k['tiling'].m) or f(*a, **k))
-    x = np.random.default_rng(1).standard_normal((2, 3, 32, 32), np.float32)
-    results = {}
-    for tile in (4, 2, 0):
-        used.clear()
-        minidl.manual_seed(0)
-        model = FastCIFAR(widths=(64, 64, 64), **({} if tile == 4 else {'winograd': tile}))
-        X = minidl.tensor(x, requires_grad=True)
-        model(X).sum().backward()
-        # F(4x4): the 64 -> 64 convolutions (conv2 of group 1, both of groups 2 and 3),
-        # forward and input gradient; the 24 -> 64 conv1 of group 1 goes by im2col, and so
-        # does every one with F(2x2), which needs 128 channels
-        assert used == ([4] * 10 if tile == 4 else [])
-        results[tile] = [X.grad.data] + [p.grad.data for p in model.parameters()
-                                          if p.requires_grad]
-    for tile in (4, 2):
-        for a, e in zip(results[tile], results[0]):
-            np.testing.assert_allclose(a, e, rtol=2e-3, atol=2e-4 * np.abs(e).max())
+    results = winograd_tilings_and_gradients(lambda tile: FastCIFAR(
+        widths=(64, 64, 64), **({} if tile == 4 else {'winograd': tile})), monkeypatch)
+    # F(4x4): the 64 -> 64 convolutions (conv2 of group 1, both of groups 2 and 3),
+    # forward and input gradient; the 24 -> 64 conv1 of group 1 goes by im2col, and so
+    # does every one with F(2x2), which needs 128 channels
+    assert [results[t][0] for t in (4, 2, 0)] == [[4] * 10, [], []]
 
 
 @pytest.mark.parametrize('tile', [1, 3, True, '4', None])

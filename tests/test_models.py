@@ -4,6 +4,7 @@ import pytest
 
 import minidl
 import models
+from helpers import winograd_tilings_and_gradients
 
 PARAMETERS = {
     'alexnet': 62_378_344, 'alexnet-2gpu': 60_965_224,
@@ -121,27 +122,15 @@ def test_forward_and_backward_at_224_on_cpu(name):
 
 
 def test_alexnet_cifar_takes_winograd_f4_by_default_and_can_choose(monkeypatch):
-    from minidl.kernels import winograd as W
-    used = []
-    monkeypatch.setattr(W, 'conv2d', lambda *a, f=W.conv2d, **k:
-                        used.append(k['tiling'].m) or f(*a, **k))
-    x = np.random.default_rng(1).standard_normal((2, 3, 32, 32), np.float32)
-    results = {}
-    for tile in (4, 2, 0):
-        used.clear()
-        minidl.manual_seed(0)  # channels 21, 65, 130, 87, 87
+    def make(tile):  # channels 21, 65, 130, 87, 87
         model = models.build('alexnet-cifar', width=0.34,
                              **({} if tile == 4 else {'winograd': tile})).eval()
         assert model.winograd == tile
-        X = minidl.tensor(x, requires_grad=True)
-        model(X).sum().backward()
-        # F(4x4) (64 channels on both sides): conv3..5, forward and input gradient; F(2x2)
-        # needs 128 on both sides, which none of these has
-        assert used == ([4] * 6 if tile == 4 else [])
-        results[tile] = [X.grad.data] + [p.grad.data for p in model.parameters()]
-    for tile in (4, 2):
-        for a, e in zip(results[tile], results[0]):
-            np.testing.assert_allclose(a, e, rtol=2e-3, atol=2e-4 * np.abs(e).max())
+        return model
+    results = winograd_tilings_and_gradients(make, monkeypatch)
+    # F(4x4) (64 channels on both sides): conv3..5, forward and input gradient; F(2x2)
+    # needs 128 on both sides, which none of these has
+    assert [results[t][0] for t in (4, 2, 0)] == [[4] * 6, [], []]
 
 
 @pytest.mark.parametrize('tile', [1, 3, True, '4', None])
