@@ -282,3 +282,19 @@ def test_sum_by_groups_gives_the_same_bits_on_any_thread_count(threads, count):
                                rtol=1e-4, atol=1e-3)
     for other in results[1:]:
         np.testing.assert_array_equal(other, results[0])
+
+
+def test_each_chunk_runs_every_chunk_once_each_on_one_core_and_a_lone_chunk_on_all(threads):
+    threads(2)
+    blas = cpu._blas_thread_count()
+    counts, seen = {}, []
+
+    def fn(i):
+        seen.append(i)
+        counts[i] = blas[0]() if blas else None
+    cpu.each_chunk(fn, [(0, 1)] * 6, items=10 ** 6)
+    assert sorted(seen) == list(range(6))
+    if blas:  # several chunks: each thread's products on its own core; one: BLAS's own
+        assert set(counts.values()) == {1}
+        cpu.each_chunk(fn, [(0, 1)], items=10 ** 6)
+        assert counts[0] == blas[0]()  # (> 1 on a machine of several cores)
