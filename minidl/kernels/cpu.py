@@ -177,7 +177,8 @@ def sum_by_groups(term, count, shape, dtype, groups=8, items=None):
     with single-threaded BLAS (``single_threaded_blas``): range(count) is cut into
     ``groups`` fixed runs, each summed in order by one thread, then the runs' sums are
     added in order, so the result has the same bits on any thread count (the weight
-    gradients of ``im2col.conv_nhwc_grad_weight`` and ``winograd.grad_weight``)."""
+    gradients of ``winograd.grad_weight`` and of the im2col convolutions done by chunks:
+    ``im2col.conv_nhwc_grad_weight``, ``im2col.sum_over_chunks``)."""
     if count == 0:
         return np.zeros(shape, dtype)
     runs = min(groups, count)
