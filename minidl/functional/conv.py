@@ -208,10 +208,10 @@ class Conv2d(Function):
         col, self.col = self.col, None
         # both gradients read gy in the GEMM layout gY: transposed once, shared (unless
         # they go through it a chunk at a time)
-        gY = _gemm_layout(gy.data, self.geo) if need[0] and need[1] and not \
-            self.tiling and (self.geo.channels_last or len(_chunks(
-                x.shape, w.shape[2:], w.shape[0], gy.shape[2:], x.dtype,
-                get_array_module(x.data))) == 1) else None
+        by_chunks = not self.geo.channels_last and len(_chunks(
+            x.shape, w.shape[2:], w.shape[0], gy.shape[2:], x.dtype, get_array_module(x.data))) > 1
+        gY = _gemm_layout(gy.data, self.geo) if need[0] and need[1] and not self.tiling \
+            and not by_chunks else None
         gx = Conv2dGradInput(self.geo, x.shape, gY, self.tiling)(gy, w) if need[0] else None
         gw = Conv2dGradWeight(self.geo, w.shape[2:], col, gY, self.tiling)(x, gy) \
             if need[1] else None
