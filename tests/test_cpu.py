@@ -298,3 +298,15 @@ def test_each_chunk_runs_every_chunk_once_each_on_one_core_and_a_lone_chunk_on_a
         assert set(counts.values()) == {1}
         cpu.each_chunk(fn, [(0, 1)], items=10 ** 6)
         assert counts[0] == blas[0]()  # (> 1 on a machine of several cores)
+
+
+def test_sum_by_groups_computes_a_lone_term_with_blas_own_threads(threads):
+    threads(2)
+    blas = cpu._blas_thread_count()
+    seen = []
+    term = np.arange(6.0).reshape(2, 3)
+    out = cpu.sum_by_groups(lambda i: seen.append(blas[0]() if blas else None) or term, 1,
+                            (2, 3), np.float64)
+    np.testing.assert_array_equal(out, term)
+    if blas:  # (not inside single_threaded_blas: one product gets every core)
+        assert seen == [blas[0]()]

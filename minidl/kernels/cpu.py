@@ -178,9 +178,12 @@ def sum_by_groups(term, count, shape, dtype, groups=8, items=None):
     ``groups`` fixed runs, each summed in order by one thread, then the runs' sums are
     added in order, so the result has the same bits on any thread count (the weight
     gradients of ``winograd.grad_weight`` and of the im2col convolutions done by chunks:
-    ``im2col.conv_nhwc_grad_weight``, ``im2col.sum_over_chunks``)."""
+    ``im2col.conv_nhwc_grad_weight``, ``im2col.sum_over_chunks``). A single term is
+    computed here with BLAS's own threads, as ``each_chunk`` runs a lone chunk."""
     if count == 0:
         return np.zeros(shape, dtype)
+    if count == 1:
+        return term(0)
     runs = min(groups, count)
     bounds = [count * g // runs for g in range(runs + 1)]
     partial = np.empty((runs, *shape), dtype)

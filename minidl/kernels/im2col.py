@@ -152,10 +152,7 @@ def for_each_chunk(fn, chunks, items=None):
 
 
 def sum_over_chunks(term, chunks, shape, dtype, items=None):
-    """sum of term(start, stop) over the chunks, by ``cpu.sum_by_groups`` (one chunk: that
-    one term, on all BLAS threads)."""
-    if len(chunks) == 1:
-        return term(*chunks[0])
+    """sum of term(start, stop) over the chunks, by ``cpu.sum_by_groups``."""
     return cpu.sum_by_groups(lambda i: term(*chunks[i]), len(chunks), shape, dtype,
                              SUM_GROUPS, items)
 
